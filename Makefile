@@ -1,0 +1,53 @@
+# gridwatch: `make demo` runs it, `make test` tests it. Both install what is missing first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export GRIDWATCH_HOME ?= $(CURDIR)/var
+# Debian packages the project needs; installed with apt-get when missing.
+APT_PACKAGES := postgresql-15-postgis-3 wrk
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+.PHONY: demo test system venv db lint bench clean
+
+demo: system venv db
+	$(BIN)/gridwatch demo load
+	@echo ">> serving on http://127.0.0.1:8000 (API docs: /docs); Ctrl-C stops"
+	$(BIN)/gridwatch serve --host 127.0.0.1 --port 8000
+
+test: system venv db
+	$(BIN)/pytest -q
+
+system:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	$(PYTHON) -m venv --help >/dev/null 2>&1 || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+	  echo ">> installing system packages:$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $(SUDO) apt-get install -y -q --no-install-recommends $$missing \
+	    || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends $$missing; }; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@echo ">> creating $(VENV) and installing gridwatch with its test tools"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install --progress-bar off -e '.[test]'
+	touch $@
+
+db: venv
+	$(BIN)/gridwatch db start
+	$(BIN)/gridwatch db migrate
+
+lint: venv
+	$(BIN)/ruff check .
+
+bench: system venv db
+	$(BIN)/python bench/match.py
+	bench/lookup.sh
+
+clean:
+	-$(BIN)/gridwatch db stop
+	rm -rf $(VENV) var

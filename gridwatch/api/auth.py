@@ -1,0 +1,184 @@
+"""API keys with roles (DESIGN §7), and the audit log of authenticated requests (§8).
+
+Keys are 256-bit random tokens shown once; only their SHA-256 is stored. Verified keys
+are cached for a few seconds so a request costs no database round trip; a revoked key
+stops working within that time.
+"""
+
+import hashlib
+import logging
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import psycopg
+from fastapi import Request
+from psycopg_pool import ConnectionPool
+from starlette.concurrency import run_in_threadpool
+
+from gridwatch.errors import BadInput, Forbidden, NotFound, Unauthorized
+
+log = logging.getLogger(__name__)
+
+# Ordered roles: each may do what the ones before it may. `ingest` stands apart: cameras
+# may post alerts and nothing else.
+ROLES = ("viewer", "operator", "dispatcher", "admin")
+ALL_ROLES = (*ROLES, "ingest")
+CACHE_TTL_S = 10.0
+_PREFIX = "gw_"
+
+
+@dataclass(frozen=True)
+class Principal:
+    key_id: int
+    name: str
+    role: str
+
+    def at_least(self, role: str) -> bool:
+        return self.role in ROLES and ROLES.index(self.role) >= ROLES.index(role)
+
+
+def _hash(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+def create_key(conn: psycopg.Connection, role: str, name: str) -> tuple[int, str]:
+    """Store a new key; returns (id, key). The key itself is never stored."""
+    if role not in ALL_ROLES:
+        raise BadInput(f"role {role!r} is not one of {', '.join(ALL_ROLES)}")
+    if not name.strip():
+        raise BadInput("a key needs a name saying who or what holds it")
+    key = _PREFIX + secrets.token_urlsafe(32)
+    key_id = conn.execute("INSERT INTO api_keys (name, role, key_hash, prefix) VALUES (%s, %s, %s, %s) RETURNING id",
+                          [name.strip(), role, _hash(key), key[:8]]).fetchone()[0]
+    conn.commit()
+    return key_id, key
+
+
+def list_keys(conn: psycopg.Connection) -> list[dict]:
+    rows = conn.execute("SELECT id, name, role, prefix, created_at, revoked_at FROM api_keys ORDER BY id")
+    return [{"id": r[0], "name": r[1], "role": r[2], "prefix": r[3], "created_at": r[4].isoformat(),
+             "revoked_at": r[5].isoformat() if r[5] else None} for r in rows]
+
+
+def revoke_key(conn: psycopg.Connection, key_id: int) -> None:
+    if conn.execute("UPDATE api_keys SET revoked_at = now() WHERE id = %s AND revoked_at IS NULL RETURNING id",
+                    [key_id]).fetchone() is None:
+        raise NotFound(f"no active key with id {key_id}")
+    conn.commit()
+
+
+def key_valid(conn: psycopg.Connection, key: str) -> bool:
+    return conn.execute("SELECT 1 FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL",
+                        [_hash(key)]).fetchone() is not None
+
+
+class KeyStore:
+    """Verifies bearer keys against the database, with a short cache."""
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self.pool = pool
+        self._cache: dict[bytes, tuple[Principal | None, float]] = {}
+
+    def cached(self, key: str) -> tuple[bool, Principal | None]:
+        """(True, principal-or-None) if the key was checked in the last few seconds."""
+        hit = self._cache.get(_hash(key))
+        if hit and hit[1] > time.monotonic():
+            return True, hit[0]
+        return False, None
+
+    def verify(self, key: str) -> Principal | None:
+        """Look the key up in the database (blocking) and cache the answer."""
+        digest = _hash(key)
+        now = time.monotonic()
+        with self.pool.connection() as conn:
+            row = conn.execute("SELECT id, name, role FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL",
+                               [digest]).fetchone()
+        principal = Principal(*row) if row else None
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[digest] = (principal, now + CACHE_TTL_S)
+        return principal
+
+
+async def authenticate(request: Request) -> Principal:
+    """The caller, from `Authorization: Bearer <key>` (or the `gridwatch_key` cookie that
+    `/login` sets for browsers); raises Unauthorized."""
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if header and scheme.lower() != "bearer":
+        raise Unauthorized("use `Authorization: Bearer <key>`")
+    key = key.strip() or request.cookies.get("gridwatch_key", "")
+    if not key:
+        raise Unauthorized("this needs an API key: send `Authorization: Bearer <key>` "
+                           "(create one with `gridwatch keys create`)")
+    store: KeyStore = request.app.state.keys
+    known, principal = store.cached(key)
+    if not known:
+        principal = await run_in_threadpool(store.verify, key)
+    if principal is None:
+        raise Unauthorized("unknown or revoked API key")
+    request.state.principal = principal
+    return principal
+
+
+def require(role: str, ingest: bool = False):
+    """Dependency: the caller must hold `role` or above (or be an ingest key, if allowed)."""
+
+    async def check(request: Request) -> Principal:
+        principal = await authenticate(request)
+        if principal.at_least(role) or (ingest and principal.role == "ingest"):
+            return principal
+        allowed = ", ".join(ROLES[ROLES.index(role):] + (("ingest",) if ingest else ()))
+        raise Forbidden(f"this needs role {allowed}; key {principal.name!r} has role {principal.role}")
+
+    return check
+
+
+class AuditLog:
+    """Buffers one row per authenticated request and writes them in batches (COPY) from a
+    thread, so auditing adds no database round trip to a request."""
+
+    def __init__(self, pool: ConnectionPool, flush_s: float = 1.0) -> None:
+        self.pool = pool
+        self.flush_s = flush_s
+        self._rows: list[str] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="audit-log", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def record(self, principal: Principal, method: str, path: str, status: int, ms: float) -> None:
+        # One COPY text line per request, formatted here so the flush is a single write.
+        at = datetime.now(UTC).isoformat()
+        path = path[:500].replace("\\", "\\\\").replace("\t", " ").replace("\n", " ")
+        line = f"{at}\t{principal.key_id}\t{principal.role}\t{method}\t{path}\t{status}\t{ms:.2f}\n"
+        with self._lock:
+            self._rows.append(line)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            rows, self._rows = self._rows, []
+        if not rows:
+            return
+        try:
+            with self.pool.connection() as conn, conn.cursor().copy(
+                    "COPY audit_log (at, key_id, role, method, path, status, ms) FROM STDIN") as copy:
+                copy.write("".join(rows))
+        except Exception as exc:  # keep the rows for the next try; never fail a request over it
+            log.warning("audit log not written yet (%s); %d rows kept", exc, len(rows))
+            with self._lock:
+                self._rows[:0] = rows[-100_000:]
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.flush_s):
+            self.flush()

@@ -1,0 +1,79 @@
+"""Every error as RFC 9457 problem+json, mapped in one place."""
+
+import logging
+from http import HTTPStatus
+
+import orjson
+import psycopg
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from psycopg_pool import PoolTimeout
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from gridwatch.errors import GridwatchError
+
+log = logging.getLogger(__name__)
+
+PROBLEM = "application/problem+json"
+
+
+def problem(status: int, detail: str, title: str | None = None, headers: dict | None = None, **extra) -> Response:
+    body = {"type": "about:blank", "title": title or HTTPStatus(status).phrase, "status": status,
+            "detail": detail, **extra}
+    return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _field(loc: tuple) -> str:
+    # ("query", "lon") → "lon"; ("body", "points", 3) → "points[3]"
+    parts = [str(p) for p in loc if p not in ("query", "body", "path", "header")]
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if p.isdigit() else (f".{p}" if out else p)
+    return out or "request"
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every failure into problem+json."""
+
+    @app.exception_handler(GridwatchError)
+    async def domain_error(_request: Request, exc: GridwatchError) -> Response:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        if exc.status == 503:
+            headers = {"Retry-After": "5"}
+        return problem(exc.status, exc.detail, title=exc.title, headers=headers, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> Response:
+        errors = [{"field": _field(tuple(e.get("loc", ()))), "message": e.get("msg", "invalid"),
+                   **({"input": e["input"]} if isinstance(e.get("input"), str | int | float) else {})}
+                  for e in exc.errors()]
+        detail = "; ".join(f"{e['field']}: {e['message']}" + (f" (got {e['input']!r})" if "input" in e else "")
+                           for e in errors)
+        return problem(422, detail, title="Invalid input", errors=errors)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 404 and exc.detail == "Not Found":
+            detail = f"no such path: {request.url.path}"
+        elif exc.status_code == 405:
+            detail = f"{request.method} is not allowed on {request.url.path}"
+        else:
+            detail = str(exc.detail)
+        return problem(exc.status_code, detail, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(psycopg.errors.QueryCanceled)
+    async def too_slow(_request: Request, exc: Exception) -> Response:
+        return problem(503, "the database query took too long and was cancelled; try a smaller request",
+                       headers={"Retry-After": "5"})
+
+    @app.exception_handler(psycopg.OperationalError)
+    @app.exception_handler(PoolTimeout)
+    async def db_down(_request: Request, exc: Exception) -> Response:
+        log.warning("database unavailable: %s", exc)
+        return problem(503, "the database is unavailable; retry shortly", headers={"Retry-After": "5"})
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem(500, "an unexpected error occurred; it has been logged")

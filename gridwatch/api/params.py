@@ -1,0 +1,42 @@
+"""Query parameters shared by routers: small typed dependencies that return domain values."""
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Query
+
+from gridwatch.errors import BadInput
+
+BBox = tuple[float, float, float, float]
+MAX_LIMIT = 10_000
+
+
+def bbox_query(bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy in lon/lat (EPSG:4326)",
+                                                 examples=["100.9,36.85,101.05,36.95"])] = None) -> BBox | None:
+    if bbox is None:
+        return None
+    parts = bbox.split(",")
+    try:
+        minx, miny, maxx, maxy = (float(p) for p in parts)
+    except ValueError:
+        raise BadInput(f"bbox: expected four numbers minx,miny,maxx,maxy, got {bbox!r}") from None
+    if not (-180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= 90 and -90 <= maxy <= 90):
+        raise BadInput(f"bbox: {bbox} is outside lon -180..180, lat -90..90 (lon first)")
+    if minx > maxx or miny > maxy:
+        raise BadInput(f"bbox: minx must be ≤ maxx and miny ≤ maxy, got {bbox}")
+    return minx, miny, maxx, maxy
+
+
+@dataclass(frozen=True)
+class Page:
+    limit: int
+    offset: int
+
+
+def page_query(limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="at most 10,000")] = 100,
+               offset: Annotated[int, Query(ge=0)] = 0) -> Page:
+    return Page(limit, offset)
+
+
+Lon = Annotated[float, Query(ge=-180, le=180, description="longitude, WGS 84")]
+Lat = Annotated[float, Query(ge=-90, le=90, description="latitude, WGS 84")]

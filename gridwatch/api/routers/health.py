@@ -1,0 +1,26 @@
+"""GET /health: is the database reachable, which PostGIS, which boundary version."""
+
+import orjson
+import psycopg
+from fastapi import APIRouter, Request
+from psycopg_pool import PoolTimeout
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+router = APIRouter(tags=["health"])
+
+
+def _probe(request: Request) -> dict:
+    with request.app.state.pool.connection(timeout=2.0) as conn:
+        postgis, version = conn.execute("SELECT postgis_lib_version(), boundary_version()").fetchone()
+    return {"status": "ok", "db": "ok", "postgis": postgis, "boundary_version": version}
+
+
+@router.get("/health", summary="Service and database health (no key needed)")
+async def health(request: Request) -> Response:
+    try:
+        body, status = await run_in_threadpool(_probe, request), 200
+    except (psycopg.Error, PoolTimeout) as exc:
+        body, status = {"status": "unavailable", "db": f"unavailable: {type(exc).__name__}"}, 503
+    body["index_version"] = request.app.state.grid_index.version
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")

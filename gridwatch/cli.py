@@ -1,0 +1,247 @@
+"""The `gridwatch` command line (DESIGN §3). Exit codes: 0 ok, 2 bad input, 1 other failure."""
+
+import json
+from functools import wraps
+from pathlib import Path
+from typing import Annotated
+
+import psycopg
+import typer
+
+from gridwatch.errors import GridwatchError
+
+app = typer.Typer(help="gridwatch: governance grids, camera alerts and the teams that act on them.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+db_app = typer.Typer(help="The database: gridwatch's embedded PostGIS, or GRIDWATCH_DATABASE_URL.",
+                     no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def say(message: str) -> None:
+    """Progress for long commands, on stderr so stdout stays machine-readable."""
+    typer.echo(message, err=True)
+
+
+def command(typer_app: typer.Typer, *args, **kwargs):
+    """Register a command whose domain errors end as one line and the right exit code."""
+
+    def decorate(fn):
+        @wraps(fn)
+        def run(*a, **kw):
+            try:
+                return fn(*a, **kw)
+            except GridwatchError as exc:
+                typer.echo(f"error: {exc.detail}", err=True)
+                raise typer.Exit(exc.exit_code) from None
+            except psycopg.OperationalError as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                typer.echo(f"error: database unavailable: {first} (is it running? `gridwatch db start`)", err=True)
+                raise typer.Exit(1) from None
+
+        return typer_app.command(*args, **kwargs)(run)
+
+    return decorate
+
+
+# -- db ----------------------------------------------------------------------------------
+
+
+@command(db_app, "start")
+def db_start() -> None:
+    """Start gridwatch's own PostGIS cluster in GRIDWATCH_HOME (initialised on first use)."""
+    from gridwatch.config import database_settings
+    from gridwatch.db import embedded_cluster
+
+    if database_settings().database_url:
+        say("GRIDWATCH_DATABASE_URL is set: using that server, nothing to start")
+        return
+    url = embedded_cluster(progress=say).start()
+    say(f"PostgreSQL is running: {url}")
+
+
+@command(db_app, "stop")
+def db_stop() -> None:
+    """Stop the embedded cluster (fast shutdown: open transactions roll back)."""
+    from gridwatch.db import embedded_cluster
+
+    if not embedded_cluster(progress=say).stop():
+        say("the embedded PostgreSQL was not running")
+
+
+@command(db_app, "status")
+def db_status() -> None:
+    """Print where the database is and whether it runs, as JSON."""
+    from gridwatch.config import database_settings
+    from gridwatch.db import embedded_cluster
+
+    settings = database_settings()
+    if settings.database_url:
+        status = {"external": True, "url": settings.database_url}
+    else:
+        status = {"external": False, **embedded_cluster().status()}
+    typer.echo(json.dumps(status, indent=2))
+
+
+@command(db_app, "url")
+def db_url() -> None:
+    """Print the database URL (for psql, QGIS or GDAL)."""
+    from gridwatch.db import database_url
+
+    typer.echo(database_url())
+
+
+@command(db_app, "migrate")
+def db_migrate() -> None:
+    """Apply the SQL migrations not yet applied (each once, recorded in schema_migrations)."""
+    from gridwatch.db import connect
+    from gridwatch.db.migrate import migrate
+
+    with connect() as conn:
+        applied = migrate(conn, progress=say)
+    say(f"{len(applied)} migration(s) applied" if applied else "database is up to date")
+
+
+
+# -- grids --------------------------------------------------------------------------------
+
+grids_app = typer.Typer(help="Boundaries: import and export townships, villages and grids.", no_args_is_help=True)
+app.add_typer(grids_app, name="grids")
+
+
+@command(grids_app, "import")
+def grids_import(
+    path: Annotated[Path, typer.Argument(help="GeoJSON, GeoPackage, zipped Shapefile, or a folder of them")],
+    crs: Annotated[str | None, typer.Option(help="Source CRS when the file has none or a wrong one, "
+                                                 "e.g. EPSG:4490")] = None,
+    gcj02: Annotated[bool, typer.Option("--gcj02", help="Coordinates are GCJ-02 (most Chinese web maps): "
+                                                        "convert to WGS 84")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check and report, write nothing")] = False,
+) -> None:
+    """Check a boundary file (CRS, rings, overlaps, gaps, codes, hierarchy) and, if it has no
+    errors, replace the stored levels it holds in one transaction. Features say their level
+    ('township', 'village', 'grid') in a 'level' property, or by their file or layer name."""
+    from gridwatch.db import connect
+    from gridwatch.geo.boundaries import import_boundaries
+
+    with connect() as conn:
+        report = import_boundaries(conn, path, crs=crs, gcj02=gcj02, dry_run=dry_run, progress=say)
+    for problem in report.warnings:
+        typer.echo(f"warning: {problem}", err=True)
+    for problem in report.errors:
+        typer.echo(f"error: {problem}", err=True)
+    changes = ", ".join(f"{level}s +{c['added']} -{c['removed']} ~{c['reshaped']}"
+                        for level, c in report.changes.items())
+    if not report.ok:
+        typer.echo(f"error: import refused, nothing changed: {len(report.errors)} error(s) in {path}; "
+                   f"fix them and import again", err=True)
+        raise typer.Exit(2)
+    if dry_run:
+        say(f"dry run: no errors, {len(report.warnings)} warning(s); would change {changes}; nothing written")
+    else:
+        say(f"imported {path}: boundary version {report.version} ({changes})")
+
+
+@command(grids_app, "export")
+def grids_export(path: Annotated[Path, typer.Argument(help="Output file: .geojson or .gpkg")]) -> None:
+    """Write the stored townships, villages and grids to one file (GeoJSON with a 'level'
+    property, or a GeoPackage with one layer per level) that `grids import` takes back."""
+    from gridwatch.db import connect
+    from gridwatch.geo.boundaries import export_boundaries
+
+    with connect() as conn:
+        n = export_boundaries(conn, path)
+    say(f"wrote {n} features to {path}")
+
+
+# -- keys ---------------------------------------------------------------------------------
+
+keys_app = typer.Typer(help="API keys: create, list, revoke. Keys are stored hashed and shown once.",
+                       no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@command(keys_app, "create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="viewer, operator, dispatcher, admin, or ingest (cameras)")],
+    name: Annotated[str, typer.Option(help="who or what holds the key, e.g. 'command room'")],
+) -> None:
+    """Create a key and print it once on stdout (only its hash is stored)."""
+    from gridwatch.api.auth import create_key
+    from gridwatch.db import connect
+
+    with connect() as conn:
+        key_id, key = create_key(conn, role, name)
+    say(f"key {key_id} ({role}, {name!r}); store it now, it cannot be shown again:")
+    typer.echo(key)
+
+
+@command(keys_app, "list")
+def keys_list() -> None:
+    """List keys (id, name, role, first characters, revoked or not) as JSON."""
+    from gridwatch.api.auth import list_keys
+    from gridwatch.db import connect
+
+    with connect() as conn:
+        typer.echo(json.dumps(list_keys(conn), indent=2))
+
+
+@command(keys_app, "revoke")
+def keys_revoke(key_id: Annotated[int, typer.Argument(help="the id `keys list` shows")]) -> None:
+    """Revoke a key; servers stop accepting it within 10 seconds."""
+    from gridwatch.api.auth import revoke_key
+    from gridwatch.db import connect
+
+    with connect() as conn:
+        revoke_key(conn, key_id)
+    say(f"key {key_id} revoked")
+
+
+# -- serve --------------------------------------------------------------------------------
+
+
+@command(app, "serve")
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to listen on [GRIDWATCH_HOST, 127.0.0.1]")] = None,
+    port: Annotated[int | None, typer.Option(help="port [GRIDWATCH_PORT, 8000]")] = None,
+    workers: Annotated[int | None, typer.Option(help="worker processes [GRIDWATCH_WORKERS, 1]")] = None,
+) -> None:
+    """Serve the API and the maps until Ctrl-C (the database must be running and migrated)."""
+    import logging
+
+    import uvicorn
+
+    from gridwatch.config import api_settings
+    from gridwatch.db import connect
+    from gridwatch.db.migrate import pending
+
+    settings = api_settings()
+    with connect() as conn:
+        if pending(conn):
+            from gridwatch.errors import BadInput
+
+            raise BadInput("the database needs migrations: run `gridwatch db migrate`")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run("gridwatch.api.app:create_app", factory=True, host=host or settings.host,
+                port=port or settings.port, workers=workers or settings.workers, log_level="info",
+                access_log=False)
+
+
+# -- demo ---------------------------------------------------------------------------------
+
+demo_app = typer.Typer(help="The synthetic demo county.", no_args_is_help=True)
+app.add_typer(demo_app, name="demo")
+
+
+@command(demo_app, "load")
+def demo_load() -> None:
+    """Load the demo county (boundaries) unless already loaded, and print the demo admin key."""
+    from gridwatch import demo
+    from gridwatch.config import database_settings
+    from gridwatch.db import connect
+    from gridwatch.db.migrate import migrate
+
+    with connect() as conn:
+        migrate(conn, progress=say)
+        key = demo.load(conn, database_settings().home.resolve(), progress=say)
+    say("demo admin API key (send as `Authorization: Bearer <key>`):")
+    typer.echo(key)

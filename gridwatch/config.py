@@ -1,0 +1,49 @@
+"""Settings, one class per concern, read from `GRIDWATCH_*` environment variables.
+
+A wrong value fails when the settings are first read (start-up), naming the variable.
+"""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class DatabaseSettings(BaseSettings):
+    """Where the data lives: an external PostGIS, or the embedded cluster under `home`."""
+
+    model_config = SettingsConfigDict(env_prefix="GRIDWATCH_")
+
+    # None: run gridwatch's own cluster in `home`.
+    database_url: str | None = None
+    home: Path = Path("var")
+    statement_timeout_ms: int = Field(5_000, ge=100)
+    pool_min: int = Field(2, ge=1)
+    pool_max: int = Field(10, ge=1)
+    # The unprivileged account that runs the embedded cluster when gridwatch runs as root.
+    pg_user: str = "postgres"
+
+
+class ApiSettings(BaseSettings):
+    """The HTTP server."""
+
+    model_config = SettingsConfigDict(env_prefix="GRIDWATCH_")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(1, ge=1)
+    # Bodies above this are refused with 413 before they are parsed.
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    # How often a worker checks the boundary version if a notification was missed.
+    boundary_poll_s: float = Field(5.0, gt=0)
+
+
+@lru_cache
+def database_settings() -> DatabaseSettings:
+    return DatabaseSettings()
+
+
+@lru_cache
+def api_settings() -> ApiSettings:
+    return ApiSettings()

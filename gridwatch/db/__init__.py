@@ -1,0 +1,47 @@
+"""Database access: where the database is, connections and the pool (plain psycopg 3)."""
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from gridwatch.config import DatabaseSettings, database_settings
+from gridwatch.db.cluster import Cluster
+
+
+def embedded_cluster(settings: DatabaseSettings | None = None, progress=None) -> Cluster:
+    settings = settings or database_settings()
+    return Cluster(settings.home, pg_user=settings.pg_user, progress=progress)
+
+
+def database_url(settings: DatabaseSettings | None = None) -> str:
+    """`GRIDWATCH_DATABASE_URL` if set, else the embedded cluster's URL."""
+    settings = settings or database_settings()
+    if settings.database_url:
+        return settings.database_url
+    return embedded_cluster(settings).url()
+
+
+def _options(settings: DatabaseSettings) -> str:
+    # A slow query ends with an error the API turns into 503, not a hung worker.
+    return f"-c statement_timeout={settings.statement_timeout_ms} -c timezone=UTC"
+
+
+def connect(url: str | None = None, settings: DatabaseSettings | None = None, **kwargs) -> psycopg.Connection:
+    """One connection with gridwatch's session settings."""
+    settings = settings or database_settings()
+    return psycopg.connect(url or database_url(settings), options=_options(settings), **kwargs)
+
+
+def open_pool(url: str | None = None, settings: DatabaseSettings | None = None) -> ConnectionPool:
+    """A pool for the API; it opens lazily so the server starts even while the database is down."""
+    settings = settings or database_settings()
+    pool = ConnectionPool(
+        url or database_url(settings),
+        min_size=settings.pool_min,
+        max_size=settings.pool_max,
+        kwargs={"options": _options(settings)},
+        timeout=5.0,
+        open=False,
+        check=ConnectionPool.check_connection,
+    )
+    pool.open(wait=False)
+    return pool

@@ -1,0 +1,39 @@
+"""Numbered SQL migrations in `migrations/`, each applied once and recorded."""
+
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# Any constant: serialises concurrent `migrate` calls (several workers starting at once).
+_LOCK_ID = 0x67726964
+
+
+def pending(conn: psycopg.Connection) -> list[Path]:
+    """Migration files not yet recorded in `schema_migrations`, in order."""
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                 " version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
+    done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+    files = sorted(MIGRATIONS_DIR.glob("[0-9][0-9][0-9][0-9]_*.sql"))
+    return [f for f in files if int(f.name[:4]) not in done]
+
+
+def migrate(conn: psycopg.Connection, progress: Callable[[str], None] = lambda _m: None) -> list[str]:
+    """Apply pending migrations, each in its own transaction; returns their names."""
+    applied = []
+    conn.execute("SELECT pg_advisory_lock(%s)", [_LOCK_ID])
+    try:
+        conn.commit()
+        for path in pending(conn):
+            progress(f"applying {path.name}")
+            with conn.transaction():
+                conn.execute(path.read_text())
+                conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                             [int(path.name[:4]), path.stem])
+            applied.append(path.name)
+        conn.commit()
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", [_LOCK_ID])
+        conn.commit()
+    return applied

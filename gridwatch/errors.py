@@ -1,0 +1,63 @@
+"""Domain errors. The API maps them to RFC 9457 problem+json, the CLI to exit codes."""
+
+from typing import Any
+
+
+class GridwatchError(Exception):
+    """Base class: `status` is the HTTP status, `exit_code` the CLI's."""
+
+    status = 500
+    title = "Internal error"
+    exit_code = 1
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        # Extension members of the problem document (RFC 9457 §3.2), e.g. a list of errors.
+        self.extra = extra
+
+
+class BadInput(GridwatchError):
+    """The caller sent something we cannot use; the message says what and how to fix it."""
+
+    status = 422
+    title = "Invalid input"
+    exit_code = 2
+
+
+class NotFound(GridwatchError):
+    status = 404
+    title = "Not Found"
+    exit_code = 2
+
+
+class Conflict(GridwatchError):
+    status = 409
+    title = "Conflict"
+    exit_code = 2
+
+
+class TooLarge(GridwatchError):
+    status = 413
+    title = "Request too large"
+    exit_code = 2
+
+
+class Unauthorized(GridwatchError):
+    status = 401
+    title = "Unauthorized"
+    exit_code = 2
+
+
+class Forbidden(GridwatchError):
+    status = 403
+    title = "Forbidden"
+    exit_code = 2
+
+
+class Unavailable(GridwatchError):
+    """The database (or another service we need) cannot answer now; retrying may help."""
+
+    status = 503
+    title = "Service unavailable"
+    exit_code = 1

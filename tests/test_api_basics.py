@@ -1,0 +1,110 @@
+"""API basics: health, problem+json for every error, API keys with roles, the audit log."""
+
+import hashlib
+import subprocess
+import time
+
+import psycopg
+from conftest import GRIDWATCH, auth
+from fastapi.testclient import TestClient
+
+from gridwatch.api.app import create_app
+from gridwatch.config import DatabaseSettings
+
+
+def test_health_is_open_and_says_what_runs(client):
+    r = client.get("/health")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "ok" and body["db"] == "ok"
+    assert body["postgis"].startswith("3.") and body["boundary_version"] >= 1
+
+
+def test_openapi_docs_are_open(client):
+    assert client.get("/openapi.json").status_code == 200
+    assert client.get("/docs").status_code == 200
+
+
+def test_unknown_path_and_wrong_method_are_problem_details(client, keys):
+    r = client.get("/no/such/thing", headers=auth(keys["viewer"]))
+    assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
+    assert r.json() == {"type": "about:blank", "title": "Not Found", "status": 404,
+                        "detail": "no such path: /no/such/thing"}
+    r = client.delete("/grids/at", headers=auth(keys["viewer"]))
+    assert r.status_code == 405 and "DELETE" in r.json()["detail"]
+
+
+def test_missing_or_wrong_key_is_refused(client):
+    r = client.get("/grids")
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    assert "API key" in r.json()["detail"]
+    r = client.get("/grids", headers=auth("gw_not-a-real-key"))
+    assert r.status_code == 401 and "unknown or revoked" in r.json()["detail"]
+    r = client.get("/grids", headers={"Authorization": "Basic dXNlcjpwYXNz"})
+    assert r.status_code == 401 and "Bearer" in r.json()["detail"]
+
+
+def test_roles_are_ordered_and_ingest_stands_apart(client, keys):
+    assert client.get("/grids", headers=auth(keys["viewer"])).status_code == 200
+    assert client.get("/grids", headers=auth(keys["admin"])).status_code == 200
+    r = client.get("/grids", headers=auth(keys["ingest"]))
+    assert r.status_code == 403 and "ingest" in r.json()["detail"]
+
+
+def test_keys_are_stored_hashed_and_can_be_revoked(db_url, client):
+    env = {"GRIDWATCH_DATABASE_URL": db_url, "PATH": "/usr/bin:/bin"}
+    made = subprocess.run([GRIDWATCH, "keys", "create", "--role", "viewer", "--name", "wall screen"],
+                          capture_output=True, text=True, env=env)
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip()
+    assert key.startswith("gw_") and len(key) > 40 and "\n" not in key
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute("SELECT id, key_hash, prefix FROM api_keys WHERE name = 'wall screen'").fetchone()
+        assert bytes(row[1]) == hashlib.sha256(key.encode()).digest() and row[2] == key[:8]
+        dump = str(conn.execute("SELECT * FROM api_keys").fetchall())
+    assert key not in dump
+    revoked = subprocess.run([GRIDWATCH, "keys", "revoke", str(row[0])], capture_output=True, text=True, env=env)
+    assert revoked.returncode == 0, revoked.stderr
+    assert client.get("/grids", headers=auth(key)).status_code == 401
+
+
+def test_bad_role_is_a_cli_error(db_url):
+    done = subprocess.run([GRIDWATCH, "keys", "create", "--role", "boss", "--name", "x"], capture_output=True,
+                          text=True, env={"GRIDWATCH_DATABASE_URL": db_url, "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == ["error: role 'boss' is not one of viewer, operator, dispatcher, "
+                                                "admin, ingest"]
+
+
+def test_authenticated_requests_are_audited_without_bodies_or_queries(client, keys, db_url):
+    client.get("/grids/at", params={"lon": 100.99, "lat": 36.9}, headers=auth(keys["operator"]))
+    client.get("/grids/nope", headers=auth(keys["operator"]))
+    deadline = time.monotonic() + 5
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            rows = conn.execute("SELECT a.role, method, path, status FROM audit_log a"
+                                " JOIN api_keys k ON k.id = a.key_id WHERE k.role = 'operator'"
+                                " ORDER BY a.id").fetchall()
+            if len(rows) >= 2:
+                break
+            time.sleep(0.2)
+    assert ("operator", "GET", "/grids/at", 200) in rows
+    assert ("operator", "GET", "/grids/nope", 404) in rows
+    assert not any("lon=" in r[2] for r in rows)
+
+
+def test_body_above_the_limit_is_413(client, keys):
+    body = b'{"points": [' + b"[100.9, 36.9]," * 700_000 + b"[100.9, 36.9]]}"
+    r = client.post("/grids/lookup", headers={**auth(keys["viewer"]), "content-type": "application/json"},
+                    content=body)
+    assert r.status_code == 413 and r.headers["content-type"] == "application/problem+json"
+
+
+def test_database_down_gives_503_not_a_hang():
+    dead = DatabaseSettings(database_url="postgresql://nobody@127.0.0.1:9/none?connect_timeout=1")
+    with TestClient(create_app(dead), raise_server_exceptions=False) as client:
+        r = client.get("/health")
+        assert r.status_code == 503 and r.json()["status"] == "unavailable"
+        r = client.get("/grids", headers=auth("gw_anything"))
+        assert r.status_code == 503 and r.headers["content-type"] == "application/problem+json"
+        assert r.headers["retry-after"]
