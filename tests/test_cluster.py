@@ -30,8 +30,8 @@ def home():
     yield path
     Cluster(path).stop()
     state = Cluster(path).state()
-    if state:
-        shutil.rmtree(state.data_dir, ignore_errors=True)
+    if state and not Path(state.data_dir).is_relative_to(path):
+        shutil.rmtree(Path(state.data_dir).parent, ignore_errors=True)
     shutil.rmtree(path, ignore_errors=True)
 
 

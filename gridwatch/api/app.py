@@ -114,8 +114,8 @@ def create_app(db: DatabaseSettings | None = None, api: ApiSettings | None = Non
                   description="Governance grids on a map; camera alerts routed to the teams that act on them. "
                               "Send `Authorization: Bearer <key>` on every call but /health and the docs.")
     errors.install(app)
-    for module in (health, grids, admin):
-        app.include_router(module.router)
+    for router in (health.router, grids.hot_router, grids.router, admin.router):
+        app.include_router(router)
     app.add_middleware(Audit)
     app.add_middleware(BodyLimit, max_bytes=api.max_body_bytes)
     return app

@@ -40,3 +40,23 @@ def page_query(limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="at m
 
 Lon = Annotated[float, Query(ge=-180, le=180, description="longitude, WGS 84")]
 Lat = Annotated[float, Query(ge=-90, le=90, description="latitude, WGS 84")]
+
+
+def lonlat_params(query) -> tuple[float, float]:
+    """lon and lat from a query string, checked as `Lon` and `Lat` are, for endpoints that
+    parse their own parameters."""
+    values = []
+    for name, limit in (("lon", 180), ("lat", 90)):
+        raw = query.get(name)
+        if raw is None:
+            raise BadInput(f"{name}: Field required", errors=[{"field": name, "message": "Field required"}])
+        try:
+            value = float(raw)
+        except ValueError:
+            value = float("nan")
+        if not -limit <= value <= limit:
+            message = f"must be a number from -{limit} to {limit}"
+            raise BadInput(f"{name}: {message} (got {raw!r})",
+                           errors=[{"field": name, "message": message, "input": raw}])
+        values.append(value)
+    return values[0], values[1]

@@ -1,0 +1,45 @@
+"""The lookup baseline: gridwatch's own app plus one endpoint that answers /grids/at's
+question with one psycopg query to PostGIS per request (same auth, same answer shape)."""
+
+from typing import Annotated
+
+import orjson
+import psycopg
+from fastapi import Depends, FastAPI
+from starlette.responses import Response
+
+from gridwatch.api.app import create_app
+from gridwatch.api.auth import require
+from gridwatch.api.deps import db
+from gridwatch.api.errors import problem
+from gridwatch.api.params import Lat, Lon
+
+# The grid covering the point (lowest code), else the nearest grid with its distance in m.
+SQL = """
+WITH p AS (SELECT ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326) AS pt)
+(SELECT code, name, village_code, township_code, NULL::float8, boundary_version()
+   FROM grids, p WHERE ST_Covers(geom, p.pt) ORDER BY code LIMIT 1)
+UNION ALL
+(SELECT code, name, village_code, township_code,
+        ST_Distance(ST_Transform(geom, 32647), ST_Transform(p.pt, 32647)), boundary_version()
+   FROM grids, p ORDER BY geom <-> p.pt LIMIT 1)
+LIMIT 1
+"""
+
+
+def create() -> FastAPI:
+    app = create_app()
+
+    @app.get("/baseline/grids/at", dependencies=[Depends(require("viewer"))])
+    def baseline_grid_at(lon: Lon, lat: Lat, conn: Annotated[psycopg.Connection, Depends(db)]) -> Response:
+        code, name, village, township, distance, version = conn.execute(SQL, {"lon": lon, "lat": lat}).fetchone()
+        if distance is not None:
+            return problem(404, f"no grid holds ({lon}, {lat}); the nearest is {code} ({name}), "
+                                f"{distance:,.1f} m away", title="Not Found",
+                           nearest={"code": code, "name": name, "distance_m": round(distance, 1)},
+                           boundary_version=version)
+        return Response(orjson.dumps({"lon": lon, "lat": lat, "code": code, "name": name, "village_code": village,
+                                      "township_code": township, "boundary_version": version}),
+                        media_type="application/json")
+
+    return app
