@@ -37,6 +37,8 @@ class ApiSettings(BaseSettings):
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     # How often a worker checks the boundary version if a notification was missed.
     boundary_poll_s: float = Field(5.0, gt=0)
+    # How often the server checks the 1-3-1 deadlines and escalates.
+    deadline_check_s: float = Field(60.0, gt=0)
 
 
 @lru_cache

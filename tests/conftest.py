@@ -24,7 +24,9 @@ from gridwatch.api.auth import create_key  # noqa: E402
 from gridwatch.config import DatabaseSettings  # noqa: E402
 from gridwatch.db import embedded_cluster  # noqa: E402
 from gridwatch.db.migrate import migrate  # noqa: E402
+from gridwatch.demo.places import seed_cameras, seed_teams  # noqa: E402
 from gridwatch.geo.boundaries import import_boundaries  # noqa: E402
+from gridwatch.geo.grid_index import GridIndex  # noqa: E402
 
 BOUNDARIES = ROOT / "data" / "boundaries"
 # The console script of the venv running the tests.
@@ -55,12 +57,16 @@ def _recreate(server_url: str, name: str, template: str | None = None) -> None:
 
 @pytest.fixture(scope="session")
 def template_db(server_url: str) -> str:
-    """A migrated database with the demo county imported, to clone per module."""
+    """A migrated database with the demo county (boundaries, cameras, teams; no alerts),
+    to clone per module."""
     _recreate(server_url, TEMPLATE)
     with psycopg.connect(url_for(server_url, TEMPLATE)) as conn:
         migrate(conn)
         report = import_boundaries(conn, BOUNDARIES)
         assert report.ok, report.errors
+        index = GridIndex.load(conn)
+        seed_cameras(conn, index, lambda _m: None)
+        seed_teams(conn, index, lambda _m: None)
     return TEMPLATE
 
 

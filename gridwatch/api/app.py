@@ -1,16 +1,21 @@
 """The FastAPI application factory: `uvicorn --factory gridwatch.api.app:create_app`."""
 
+import asyncio
 import gc
 import logging
 import time
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 
 from gridwatch import __version__
+from gridwatch.alerts.deadlines import check_deadlines
 from gridwatch.api import errors
 from gridwatch.api.auth import AuditLog, KeyStore
-from gridwatch.api.routers import admin, grids, health
+from gridwatch.api.live import LiveFeed
+from gridwatch.api.routers import admin, alerts, cameras, grids, health, incidents, patrols
 from gridwatch.config import ApiSettings, DatabaseSettings, api_settings, database_settings
 from gridwatch.db import database_url, open_pool
 from gridwatch.geo.boundaries import CHANNEL
@@ -86,6 +91,22 @@ class Audit:
                              (time.perf_counter() - started) * 1000)
 
 
+async def _watch_deadlines(app: FastAPI, every_s: float) -> None:
+    """The 1-3-1 check, in every worker; a database lock lets one run at a time."""
+
+    def check() -> list[dict]:
+        with app.state.pool.connection() as conn:
+            return check_deadlines(conn, datetime.now(UTC))
+
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            for escalation in await run_in_threadpool(check):
+                log.info("incident %s: %s", escalation["incident_id"], escalation["note"])
+        except Exception as exc:  # the database may be down; try again next round
+            log.warning("deadline check failed: %s", exc)
+
+
 def create_app(db: DatabaseSettings | None = None, api: ApiSettings | None = None) -> FastAPI:
     db = db or database_settings()
     api = api or api_settings()
@@ -99,6 +120,9 @@ def create_app(db: DatabaseSettings | None = None, api: ApiSettings | None = Non
         app.state.audit.start()
         app.state.grid_index = LiveIndex(url, poll_s=api.boundary_poll_s, channel=CHANNEL)
         app.state.grid_index.start()
+        app.state.live = LiveFeed(url)
+        app.state.live.start()
+        deadline_task = asyncio.create_task(_watch_deadlines(app, api.deadline_check_s), name="deadlines")
         # Everything loaded so far lives as long as the process: keep the collector from
         # walking it again, which otherwise shows as 10+ ms pauses in the tail latency.
         gc.collect()
@@ -106,6 +130,8 @@ def create_app(db: DatabaseSettings | None = None, api: ApiSettings | None = Non
         try:
             yield
         finally:
+            deadline_task.cancel()
+            await app.state.live.stop()
             app.state.grid_index.stop()
             app.state.audit.stop()
             app.state.pool.close()
@@ -114,7 +140,8 @@ def create_app(db: DatabaseSettings | None = None, api: ApiSettings | None = Non
                   description="Governance grids on a map; camera alerts routed to the teams that act on them. "
                               "Send `Authorization: Bearer <key>` on every call but /health and the docs.")
     errors.install(app)
-    for router in (health.router, grids.hot_router, grids.router, admin.router):
+    for router in (health.router, grids.hot_router, grids.router, cameras.router, alerts.router, incidents.router,
+                   patrols.router, admin.router):
         app.include_router(router)
     app.add_middleware(Audit)
     app.add_middleware(BodyLimit, max_bytes=api.max_body_bytes)

@@ -33,6 +33,13 @@ def _field(loc: tuple) -> str:
     return out or "request"
 
 
+def validation_items(errors: list[dict]) -> list[dict]:
+    """pydantic errors as {field, message, input} items, fields written as `points[3].lon`."""
+    return [{"field": _field(tuple(e.get("loc", ()))), "message": e.get("msg", "invalid").removeprefix("Value error, "),
+             **({"input": e["input"]} if isinstance(e.get("input"), str | int | float) else {})}
+            for e in errors]
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every failure into problem+json."""
 
@@ -45,9 +52,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> Response:
-        errors = [{"field": _field(tuple(e.get("loc", ()))), "message": e.get("msg", "invalid"),
-                   **({"input": e["input"]} if isinstance(e.get("input"), str | int | float) else {})}
-                  for e in exc.errors()]
+        errors = validation_items(exc.errors())
         detail = "; ".join(f"{e['field']}: {e['message']}" + (f" (got {e['input']!r})" if "input" in e else "")
                            for e in errors)
         return problem(422, detail, title="Invalid input", errors=errors)

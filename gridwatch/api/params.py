@@ -1,9 +1,11 @@
 """Query parameters shared by routers: small typed dependencies that return domain values."""
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Query
+from pydantic import AwareDatetime
 
 from gridwatch.errors import BadInput
 
@@ -60,3 +62,18 @@ def lonlat_params(query) -> tuple[float, float]:
                            errors=[{"field": name, "message": message, "input": raw}])
         values.append(value)
     return values[0], values[1]
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    since: datetime | None
+    until: datetime | None
+
+
+def window_query(
+    since: Annotated[AwareDatetime | None, Query(description="ISO 8601 with zone; from (inclusive)")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="ISO 8601 with zone; to (exclusive)")] = None,
+) -> TimeWindow:
+    if since is not None and until is not None and since >= until:
+        raise BadInput(f"since ({since.isoformat()}) must be before until ({until.isoformat()})")
+    return TimeWindow(since, until)

@@ -6,15 +6,18 @@ from pathlib import Path
 import psycopg
 
 from gridwatch.api.auth import create_key, key_valid
+from gridwatch.demo.places import seed_cameras, seed_teams
 from gridwatch.geo.boundaries import import_boundaries
+from gridwatch.geo.grid_index import GridIndex
 
-BOUNDARIES = Path(__file__).resolve().parents[1] / "data" / "boundaries"
+BOUNDARIES = Path(__file__).resolve().parents[2] / "data" / "boundaries"
 
 
 def load(conn: psycopg.Connection, home: Path, boundaries: Path = BOUNDARIES,
          progress: Callable[[str], None] = lambda _m: None) -> str:
-    """Import the demo boundaries unless boundaries are already stored, and return the demo
-    admin key (kept in `home/demo-admin.key`, made again only if it no longer works)."""
+    """Load each part of the demo county that is missing (boundaries, cameras, teams), and
+    return the demo admin key (kept in `home/demo-admin.key`, made again only if it no
+    longer works). What is there already is kept."""
     grids = conn.execute("SELECT count(*) FROM grids").fetchone()[0]
     if grids:
         progress(f"boundaries already loaded ({grids} grids); keeping them")
@@ -23,6 +26,17 @@ def load(conn: psycopg.Connection, home: Path, boundaries: Path = BOUNDARIES,
         if not report.ok:
             raise RuntimeError("the demo boundaries did not pass the checks: "
                                + "; ".join(str(p) for p in report.errors))
+    index = GridIndex.load(conn)
+    with conn.transaction():
+        if conn.execute("SELECT count(*) FROM cameras").fetchone()[0]:
+            progress("cameras already loaded; keeping them")
+        else:
+            progress("placing cameras")
+            seed_cameras(conn, index, progress)
+        if conn.execute("SELECT count(*) FROM teams").fetchone()[0]:
+            progress("patrol teams already loaded; keeping them")
+        else:
+            seed_teams(conn, index, progress)
     return _admin_key(conn, home, progress)
 
 

@@ -1,0 +1,181 @@
+"""Incidents: the dispatcher's actions as a checked state machine (every change an event
+row), and incidents read back as GeoJSON with their deadlines, alerts and history.
+
+    new → dispatched → acknowledged → on_scene → resolved → closed
+    (and false_alarm, cancelled; dispatch again to reassign)
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import psycopg
+
+from gridwatch.alerts.dispatch import TeamBoard
+from gridwatch.alerts.grouping import OPEN
+from gridwatch.errors import BadInput, Conflict, NotFound
+
+FEEDBACK_WITHIN = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Action:
+    allowed_from: tuple[str, ...]
+    to: str
+    role: str  # the least role that may take it
+    note_required: bool = False
+
+
+ACTIONS = {
+    "dispatch": Action(("new", "dispatched", "acknowledged"), "dispatched", "dispatcher"),
+    "acknowledge": Action(("dispatched",), "acknowledged", "operator"),
+    "on_scene": Action(("dispatched", "acknowledged"), "on_scene", "operator"),
+    "resolve": Action(("on_scene",), "resolved", "operator", note_required=True),
+    "feedback": Action(("resolved",), "resolved", "operator", note_required=True),
+    "close": Action(("resolved",), "closed", "dispatcher"),
+    "false_alarm": Action(OPEN, "false_alarm", "dispatcher", note_required=True),
+    "cancel": Action(("new", "dispatched", "acknowledged"), "cancelled", "dispatcher"),
+}
+
+# An incident's deadline state as of %(now)s: a pending deadline already past is missed.
+_STATE = "CASE WHEN i.{d}_state = 'pending' AND i.{d}_due < %(now)s THEN 'missed' ELSE i.{d}_state END"
+OVERDUE_SQL = """(
+    (i.status IN ('new', 'dispatched', 'acknowledged', 'on_scene')
+        AND ((i.contacted_at IS NULL AND i.contact_due < %(now)s) OR i.resolve_due < %(now)s))
+    OR (i.status = 'resolved' AND i.feedback_at IS NULL AND i.feedback_due < %(now)s)
+    OR EXISTS (SELECT 1 FROM incident_departments d WHERE d.incident_id = i.id AND d.reported_at IS NULL
+               AND d.due_at < %(now)s AND i.status NOT IN ('closed', 'false_alarm', 'cancelled')))"""
+
+PROPERTIES_SQL = f"""json_build_object('id', i.id, 'type', i.type, 'status', i.status,
+    'grid_code', i.grid_code, 'township_code', i.township_code, 'camera_id', i.camera_id,
+    'lon', round(ST_X(i.geom)::numeric, 7), 'lat', round(ST_Y(i.geom)::numeric, 7),
+    'alert_count', i.alert_count, 'first_seen', i.first_seen, 'last_seen', i.last_seen,
+    'team_id', i.team_id, 'team_reason', i.team_reason, 'created_at', i.created_at,
+    'contact_due', i.contact_due, 'contacted_at', i.contacted_at, 'contact_state', {_STATE.format(d="contact")},
+    'resolve_due', i.resolve_due, 'resolved_at', i.resolved_at, 'resolve_state', {_STATE.format(d="resolve")},
+    'feedback_due', i.feedback_due, 'feedback_at', i.feedback_at,
+    'feedback_state', CASE WHEN i.feedback_due IS NULL THEN 'pending' ELSE {_STATE.format(d="feedback")} END,
+    'closed_at', i.closed_at, 'escalation_level', i.escalation_level,
+    'escalated_to', (ARRAY['grid', 'township', 'county'])[i.escalation_level + 1],
+    'overdue', {OVERDUE_SQL})"""
+
+# One incident (alias i) as in the list: a GeoJSON Feature; takes %(now)s.
+FEATURE_SQL = f"""json_build_object('type', 'Feature', 'id', i.id, 'geometry', ST_AsGeoJSON(i.geom, 7)::json,
+    'properties', {PROPERTIES_SQL})"""
+
+_DETAIL_SQL = f"""SELECT json_build_object('type', 'Feature', 'id', i.id,
+    'geometry', ST_AsGeoJSON(i.geom, 7)::json,
+    'properties', ({PROPERTIES_SQL})::jsonb || jsonb_build_object(
+        'alerts', (SELECT coalesce(json_agg(json_build_object('alert_id', a.id, 'source', a.source,
+                'event_id', a.event_id, 'camera_id', a.camera_id, 'score', a.score, 'occurred_at', a.occurred_at,
+                'lon', round(ST_X(a.geom)::numeric, 7), 'lat', round(ST_Y(a.geom)::numeric, 7),
+                'position_method', a.position_method) ORDER BY a.occurred_at DESC), '[]')
+            FROM (SELECT * FROM alerts WHERE incident_id = i.id ORDER BY occurred_at DESC LIMIT 200) a),
+        'history', (SELECT coalesce(json_agg(json_build_object('at', e.at, 'actor', e.actor, 'action', e.action,
+                'from', e.from_status, 'to', e.to_status, 'team_id', e.team_id, 'note', e.note)
+                ORDER BY e.at, e.id), '[]') FROM incident_events e WHERE e.incident_id = i.id),
+        'departments', (SELECT coalesce(json_agg(json_build_object('department', d.department, 'name', dep.name,
+                'whistled_at', d.whistled_at, 'due_at', d.due_at, 'reported_at', d.reported_at,
+                'report', d.report,
+                'state', CASE WHEN d.state = 'pending' AND d.due_at < %(now)s THEN 'missed' ELSE d.state END)
+                ORDER BY d.department), '[]')
+            FROM incident_departments d JOIN departments dep ON dep.code = d.department
+            WHERE d.incident_id = i.id)))::text
+FROM incidents i WHERE i.id = %(id)s"""
+
+_FILTERS = {
+    "grid": "i.grid_code = %(grid)s",
+    "township": "i.township_code = %(township)s",
+    "type": "i.type = %(type)s",
+    "since": "i.first_seen >= %(since)s",
+    "until": "i.first_seen < %(until)s",
+    "status": "i.status = ANY(%(status)s)",
+}
+
+
+def incident_collection(conn: psycopg.Connection, now: datetime, *, filters: dict, overdue: bool | None = None,
+                        limit: int = 100, offset: int = 0) -> bytes:
+    """Incidents as a GeoJSON FeatureCollection, newest activity first."""
+    where = [_FILTERS[k] for k, v in filters.items() if v is not None]
+    if overdue is not None:
+        where.append(OVERDUE_SQL if overdue else f"NOT {OVERDUE_SQL}")
+    cond = " AND ".join(where) or "true"
+    params = {**filters, "now": now, "limit": limit, "offset": offset}
+    sql = (f"WITH page AS (SELECT * FROM incidents i WHERE {cond} ORDER BY i.last_seen DESC, i.id DESC "
+           f"LIMIT %(limit)s OFFSET %(offset)s) "
+           f"SELECT json_build_object('type', 'FeatureCollection', "
+           f"'numberMatched', (SELECT count(*) FROM incidents i WHERE {cond}), "
+           f"'numberReturned', (SELECT count(*) FROM page), "
+           f"'features', coalesce((SELECT json_agg({FEATURE_SQL} ORDER BY i.last_seen DESC, i.id DESC) "
+           f"FROM page i), '[]'::json))::text")
+    return conn.execute(sql, params).fetchone()[0].encode()
+
+
+def incident_detail(conn: psycopg.Connection, incident_id: int, now: datetime) -> bytes:
+    """One incident with its alerts (latest 200), history and whistled departments."""
+    row = conn.execute(_DETAIL_SQL, {"id": incident_id, "now": now}).fetchone()
+    if row is None:
+        raise NotFound(f"no incident {incident_id}")
+    return row[0].encode()
+
+
+def act(conn: psycopg.Connection, incident_id: int, action: str, actor: str, now: datetime,
+        note: str | None = None, team_id: str | None = None) -> dict:
+    """Take a dispatcher's action; returns the incident's new status and team.
+
+    Raises NotFound, BadInput (missing note, unknown team), Conflict (a transition the
+    state machine does not allow, saying which are)."""
+    spec = ACTIONS[action]
+    note = (note or "").strip() or None
+    if spec.note_required and note is None:
+        raise BadInput(f"{action.replace('_', ' ')} needs a note saying what was done")
+    row = conn.execute("SELECT status, team_id, contacted_at, contact_due, resolve_due, feedback_due, feedback_at, "
+                       "grid_code, ST_X(geom), ST_Y(geom) FROM incidents WHERE id = %s FOR UPDATE",
+                       [incident_id]).fetchone()
+    if row is None:
+        raise NotFound(f"no incident {incident_id}")
+    status, current_team, contacted_at, contact_due, resolve_due, feedback_due, feedback_at, grid, lon, lat = row
+    if status not in spec.allowed_from:
+        allowed = [a for a, s in ACTIONS.items() if status in s.allowed_from]
+        raise Conflict(f"cannot {action.replace('_', ' ')} an incident that is {status}; "
+                       f"allowed now: {', '.join(allowed) or 'nothing (it is finished)'}",
+                       status=status, allowed=allowed)
+    sets: dict[str, object] = {"status": spec.to, "updated_at": now}
+    reason = None
+    if action == "dispatch":
+        team_id, reason = _choose_team(conn, team_id, lon, lat, grid, now, actor)
+        sets.update(team_id=team_id, team_reason=reason)
+    if action in ("acknowledge", "on_scene") and contacted_at is None:
+        sets.update(contacted_at=now, contact_state="met" if now <= contact_due else "missed")
+    if action == "resolve":
+        sets.update(resolved_at=now, resolve_state="met" if now <= resolve_due else "missed",
+                    feedback_due=now + FEEDBACK_WITHIN)
+    if action == "feedback":
+        if feedback_at is not None:
+            raise Conflict(f"feedback was already given at {feedback_at.isoformat()}", status=status)
+        sets.update(feedback_at=now, feedback_state="met" if now <= feedback_due else "missed")
+    if action == "close" and feedback_at is None:
+        raise Conflict("give feedback first (1-3-1: within a day of resolving), then close", status=status,
+                       allowed=["feedback"])
+    if action in ("close", "false_alarm", "cancel"):
+        sets["closed_at"] = now
+    assignments = ", ".join(f"{k} = %({k})s" for k in sets)
+    conn.execute(f"UPDATE incidents SET {assignments} WHERE id = %(id)s", {**sets, "id": incident_id})
+    conn.execute("INSERT INTO incident_events (incident_id, at, actor, action, from_status, to_status, team_id, note) "
+                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                 [incident_id, now, actor, action, status, spec.to, sets.get("team_id", current_team),
+                  note or reason])
+    return {"id": incident_id, "status": spec.to, "team_id": sets.get("team_id", current_team),
+            "team_reason": reason}
+
+
+def _choose_team(conn, team_id: str | None, lon: float, lat: float, grid: str, now: datetime,
+                 actor: str) -> tuple[str, str]:
+    if team_id is None:
+        best = TeamBoard.load(conn, now).best(lon, lat, grid)
+        if best is None:
+            raise Conflict(f"no team to dispatch: {TeamBoard.load(conn, now).none_reason()}")
+        return best.team_id, f"{best.reason} (recommended, dispatched by {actor})"
+    row = conn.execute("SELECT status FROM teams WHERE id = %s", [team_id]).fetchone()
+    if row is None:
+        raise BadInput(f"team_id: no team {team_id!r}")
+    return team_id, f"dispatched by {actor} (team was {row[0].replace('_', ' ')})"

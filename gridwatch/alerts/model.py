@@ -1,0 +1,49 @@
+"""The alert wire format (DESIGN §5). Unknown fields are kept, in `extra`."""
+
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PositiveInt, StringConstraints, model_validator
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+MAX_BATCH = 10_000
+
+
+class AlertIn(BaseModel):
+    """One camera alert. Position: explicit lon/lat, else the ground under the bottom-centre
+    of `box` (through the camera's homography), else the camera's own position."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"example": {
+        "source": "nvr-01", "event_id": "1764130000.12-ab12cd", "camera_id": "CAM-0042", "type": "fire_smoke",
+        "score": 0.87, "occurred_at": "2026-11-26T08:15:00+08:00", "box": [410, 220, 520, 400],
+        "frame_size": [1920, 1080]}})
+
+    source: Text
+    event_id: Text
+    camera_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+    type: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+    score: Annotated[float, Field(ge=0, le=1)]
+    occurred_at: AwareDatetime
+    box: tuple[float, float, float, float] | None = None
+    frame_size: tuple[PositiveInt, PositiveInt] | None = None
+    lon: Annotated[float, Field(ge=-180, le=180)] | None = None
+    lat: Annotated[float, Field(ge=-90, le=90)] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "AlertIn":
+        if (self.lon is None) != (self.lat is None):
+            raise ValueError("give both lon and lat, or neither")
+        if self.box is not None:
+            x1, y1, x2, y2 = self.box
+            if x2 <= x1 or y2 <= y1:
+                raise ValueError(f"box {list(self.box)} must be [x1, y1, x2, y2] with x2 > x1 and y2 > y1")
+            if x1 < 0 or y1 < 0:
+                raise ValueError(f"box {list(self.box)} is outside the frame (negative pixels)")
+            if self.frame_size is not None and (x2 > self.frame_size[0] or y2 > self.frame_size[1]):
+                raise ValueError(f"box {list(self.box)} is outside the {self.frame_size[0]}×{self.frame_size[1]} "
+                                 f"frame")
+        return self
+
+    @property
+    def extra(self) -> dict | None:
+        return self.model_extra or None

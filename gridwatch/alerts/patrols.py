@@ -1,0 +1,114 @@
+"""Patrol teams: who answers for which grids, where they are based, whether they are
+available, and their on-duty position pings (kept for dispatch only, then purged).
+
+A team is a head count, a kind (foot, motorcycle, car) and a status; gridwatch keeps no
+register of the people in it.
+"""
+
+from datetime import datetime, timedelta
+
+import orjson
+import psycopg
+
+from gridwatch.errors import BadInput, Conflict, NotFound
+
+KINDS = ("foot", "motorcycle", "car")
+STATUSES = ("available", "busy", "off_duty")
+# A ping older than this no longer says where the team is; its base does.
+POSITION_FRESH = timedelta(minutes=30)
+
+# Teams as GeoJSON: the point is the latest fresh ping, else the base.
+_FEATURES_SQL = """
+WITH latest AS (
+    SELECT DISTINCT ON (team_id) team_id, at, geom FROM team_positions
+    WHERE at >= %(fresh_after)s ORDER BY team_id, at DESC
+), page AS (
+    SELECT t.*, l.at AS position_at, coalesce(l.geom, t.base) AS here,
+           (SELECT coalesce(array_agg(grid_code ORDER BY grid_code), '{}') FROM team_grids g
+             WHERE g.team_id = t.id) AS grids
+    FROM teams t LEFT JOIN latest l ON l.team_id = t.id
+    WHERE {where} ORDER BY t.id LIMIT %(limit)s OFFSET %(offset)s
+)
+SELECT coalesce(json_agg(json_build_object('type', 'Feature', 'id', p.id,
+    'geometry', ST_AsGeoJSON(p.here, 7)::json,
+    'properties', json_build_object('id', p.id, 'name', p.name, 'kind', p.kind, 'members', p.members,
+        'volunteer', p.volunteer, 'status', p.status, 'township_code', p.township_code, 'grids', p.grids,
+        'position', CASE WHEN p.position_at IS NULL THEN 'base' ELSE 'gps' END, 'position_at', p.position_at,
+        'base', json_build_array(round(ST_X(p.base)::numeric, 7), round(ST_Y(p.base)::numeric, 7))))
+    ORDER BY p.id), '[]'::json)::text
+FROM page p
+"""
+
+
+def team_features(conn: psycopg.Connection, now: datetime, *, team_id: str | None = None,
+                  status: str | None = None, township: str | None = None, limit: int = 1000,
+                  offset: int = 0) -> list:
+    where, params = ["true"], {"fresh_after": now - POSITION_FRESH, "limit": limit, "offset": offset}
+    for column, key, value in (("t.id", "team_id", team_id), ("t.status", "status", status),
+                               ("t.township_code", "township", township)):
+        if value is not None:
+            where.append(f"{column} = %({key})s")
+            params[key] = value
+    text = conn.execute(_FEATURES_SQL.format(where=" AND ".join(where)), params).fetchone()[0]
+    return orjson.loads(text)
+
+
+def team_feature(conn: psycopg.Connection, team_id: str, now: datetime) -> dict:
+    features = team_features(conn, now, team_id=team_id)
+    if not features:
+        raise NotFound(f"no team {team_id!r}")
+    return features[0]
+
+
+def create_team(conn: psycopg.Connection, team: dict) -> None:
+    try:
+        conn.execute("INSERT INTO teams (id, name, kind, members, volunteer, base, township_code, county_code, status) "
+                     "VALUES (%s, %s, %s, %s, %s, ST_SetSRID(ST_MakePoint(%s, %s), 4326), %s, %s, %s)",
+                     [team["id"], team["name"], team["kind"], team["members"], team.get("volunteer", False),
+                      team["base"][0], team["base"][1], team.get("township_code"), team.get("county_code"),
+                      team.get("status", "available")])
+    except psycopg.errors.UniqueViolation:
+        raise Conflict(f"team {team['id']!r} exists already") from None
+    set_grids(conn, team["id"], team.get("grids", []))
+
+
+def update_team(conn: psycopg.Connection, team_id: str, changes: dict) -> None:
+    base = changes.get("base")
+    row = conn.execute("UPDATE teams SET name = coalesce(%s, name), kind = coalesce(%s, kind), "
+                       "members = coalesce(%s, members), status = coalesce(%s, status), "
+                       "base = coalesce(ST_SetSRID(ST_MakePoint(%s, %s), 4326), base), updated_at = now() "
+                       "WHERE id = %s RETURNING id",
+                       [changes.get("name"), changes.get("kind"), changes.get("members"), changes.get("status"),
+                        base[0] if base else None, base[1] if base else None, team_id]).fetchone()
+    if row is None:
+        raise NotFound(f"no team {team_id!r}")
+    if "grids" in changes and changes["grids"] is not None:
+        set_grids(conn, team_id, changes["grids"])
+
+
+def set_grids(conn: psycopg.Connection, team_id: str, grids: list[str]) -> None:
+    """Replace the grids a team answers for; every code must be a stored grid."""
+    known = {r[0] for r in conn.execute("SELECT code FROM grids WHERE code = ANY(%s)", [grids])}
+    unknown = sorted(set(grids) - known)
+    if unknown:
+        raise BadInput(f"unknown grid code(s): {', '.join(unknown[:5])}")
+    conn.execute("DELETE FROM team_grids WHERE team_id = %s", [team_id])
+    with conn.cursor().copy("COPY team_grids (team_id, grid_code) FROM STDIN") as copy:
+        for code in sorted(set(grids)):
+            copy.write_row((team_id, code))
+
+
+def add_positions(conn: psycopg.Connection, team_id: str, pings: list[tuple[datetime, float, float]],
+                  now: datetime) -> int:
+    """Store GPS pings of a team (a repeated timestamp keeps the first); returns how many
+    were new. Raises NotFound, BadInput for pings from the future."""
+    if conn.execute("SELECT 1 FROM teams WHERE id = %s", [team_id]).fetchone() is None:
+        raise NotFound(f"no team {team_id!r}")
+    future = [i for i, (at, _, _) in enumerate(pings) if at > now + timedelta(minutes=5)]
+    if future:
+        raise BadInput(f"positions[{future[0]}]: 'at' is more than 5 minutes in the future; check the device clock")
+    cur = conn.cursor()
+    cur.executemany("INSERT INTO team_positions (team_id, at, geom) VALUES (%s, %s, "
+                    "ST_SetSRID(ST_MakePoint(%s, %s), 4326)) ON CONFLICT DO NOTHING",
+                    [(team_id, at, lon, lat) for at, lon, lat in pings], returning=False)
+    return cur.rowcount

@@ -1,0 +1,90 @@
+"""Alert ingest (cameras, NVRs, the simulator) and reading alerts back."""
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import orjson
+import psycopg
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import TypeAdapter, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from gridwatch.alerts.ingest import ingest
+from gridwatch.alerts.model import MAX_BATCH, AlertIn
+from gridwatch.alerts.queries import alert_collection, alert_feature
+from gridwatch.api.auth import require
+from gridwatch.api.deps import db
+from gridwatch.api.errors import validation_items
+from gridwatch.api.params import BBox, Page, TimeWindow, bbox_query, page_query, window_query
+from gridwatch.errors import BadInput
+
+router = APIRouter(tags=["alerts"])
+Conn = Annotated[psycopg.Connection, Depends(db)]
+_batch = TypeAdapter(list[AlertIn])
+
+
+def _json(body, status: int) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+@router.post("/alerts", summary="One alert → placed, matched, grouped, assigned (201; 200 for a repeat)",
+             dependencies=[Depends(require("operator", ingest=True))])
+def post_alert(alert: AlertIn, request: Request, conn: Conn) -> Response:
+    [result] = ingest(conn, [alert], request.app.state.grid_index.index, datetime.now(UTC))
+    return _json(result.as_dict(), 200 if result.repeat else 201)
+
+
+@router.post("/alerts/batch", summary="Up to 10,000 alerts, all or nothing (a JSON array)",
+             dependencies=[Depends(require("operator", ingest=True))],
+             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+                 "schema": {"type": "array", "maxItems": MAX_BATCH, "items": {"$ref": "#/components/schemas/AlertIn"}}
+             }}}})
+async def post_batch(request: Request) -> Response:
+    """Every alert is checked first; if any is bad, the answer lists each bad one (by
+    index) and nothing is stored. Repeats of stored (source, event_id) pairs are answered
+    with their first result."""
+    body = await request.body()
+    return await run_in_threadpool(_batch_ingest, request, body)
+
+
+def _batch_ingest(request: Request, body: bytes) -> Response:
+    try:
+        items = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadInput(f"the body is not JSON: {exc}") from None
+    if not isinstance(items, list):
+        raise BadInput("the body must be a JSON array of alerts")
+    if len(items) > MAX_BATCH:
+        raise BadInput(f"{len(items):,} alerts: at most {MAX_BATCH:,} per batch; split it")
+    try:
+        alerts = _batch.validate_python(items)
+    except ValidationError as exc:
+        errors = validation_items(exc.errors())
+        raise BadInput("; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+                       + (f" (and {len(errors) - 5} more)" if len(errors) > 5 else "")
+                       + "; nothing was stored", errors=errors) from None
+    with request.app.state.pool.connection() as conn:
+        results = ingest(conn, alerts, request.app.state.grid_index.index, datetime.now(UTC))
+    repeated = sum(r.repeat for r in results)
+    return _json({"count": len(results), "created": len(results) - repeated, "repeated": repeated,
+                  "results": [r.as_dict() for r in results]}, 200 if repeated == len(results) else 201)
+
+
+@router.get("/alerts", summary="Alerts as GeoJSON; unassigned=true is the queue of alerts outside every grid",
+            dependencies=[Depends(require("viewer"))], response_class=Response)
+def list_alerts(conn: Conn, window: Annotated[TimeWindow, Depends(window_query)],
+                bbox: Annotated[BBox | None, Depends(bbox_query)], page: Annotated[Page, Depends(page_query)],
+                camera: str | None = None, grid: str | None = None, township: str | None = None,
+                type: str | None = None, incident: int | None = None,
+                unassigned: Annotated[bool, Query(description="only alerts outside every grid")] = False
+                ) -> Response:
+    body = alert_collection(conn, bbox=bbox, since=window.since, until=window.until, unassigned=unassigned,
+                            filters={"camera": camera, "grid": grid, "township": township, "type": type,
+                                     "incident": incident}, limit=page.limit, offset=page.offset)
+    return Response(body, media_type="application/geo+json")
+
+
+@router.get("/alerts/{alert_id}", dependencies=[Depends(require("viewer"))], response_class=Response)
+def get_alert(alert_id: int, conn: Conn) -> Response:
+    return Response(alert_feature(conn, alert_id), media_type="application/geo+json")

@@ -1,0 +1,100 @@
+"""Cameras: the registry (admin writes) and calibration."""
+
+from typing import Annotated
+
+import numpy as np
+import orjson
+import psycopg
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+from starlette.responses import Response
+
+from gridwatch.alerts import cameras
+from gridwatch.api.auth import require
+from gridwatch.api.deps import db
+from gridwatch.api.params import BBox, Page, bbox_query, page_query
+
+GEOJSON = "application/geo+json"
+router = APIRouter(tags=["cameras"])
+Conn = Annotated[psycopg.Connection, Depends(db)]
+Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+
+
+class CameraIn(BaseModel):
+    id: Id
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    lon: Annotated[float, Field(ge=-180, le=180)]
+    lat: Annotated[float, Field(ge=-90, le=90)]
+    heading_deg: Annotated[float, Field(ge=0, lt=360, description="clockwise from north")]
+    fov_deg: Annotated[float, Field(gt=0, le=360)]
+    range_m: Annotated[float, Field(gt=0, le=20_000)]
+    active: bool = True
+
+
+class CameraPatch(BaseModel):
+    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    lon: Annotated[float, Field(ge=-180, le=180)] | None = None
+    lat: Annotated[float, Field(ge=-90, le=90)] | None = None
+    heading_deg: Annotated[float, Field(ge=0, lt=360)] | None = None
+    fov_deg: Annotated[float, Field(gt=0, le=360)] | None = None
+    range_m: Annotated[float, Field(gt=0, le=20_000)] | None = None
+    active: bool | None = None
+
+
+class GroundPoint(BaseModel):
+    pixel: tuple[float, float]
+    lon: Annotated[float, Field(ge=-180, le=180)]
+    lat: Annotated[float, Field(ge=-90, le=90)]
+
+
+class CalibrationIn(BaseModel):
+    frame_size: tuple[Annotated[int, Field(gt=0, le=20_000)], Annotated[int, Field(gt=0, le=20_000)]]
+    points: list[GroundPoint]
+
+
+@router.get("/cameras", summary="Cameras as GeoJSON (positions, or view sectors with view=true)",
+            dependencies=[Depends(require("viewer"))], response_class=Response)
+def list_cameras(conn: Conn, bbox: Annotated[BBox | None, Depends(bbox_query)],
+                 page: Annotated[Page, Depends(page_query)],
+                 grid: str | None = None, township: str | None = None, active: bool | None = None,
+                 view: Annotated[bool, Query(description="geometry = the view sector")] = False) -> Response:
+    body = cameras.camera_collection(conn, bbox=bbox, filters={"grid": grid, "township": township, "active": active},
+                                     view=view, limit=page.limit, offset=page.offset)
+    return Response(body, media_type=GEOJSON)
+
+
+@router.get("/cameras/{camera_id}", dependencies=[Depends(require("viewer"))], response_class=Response)
+def get_camera(camera_id: str, conn: Conn) -> Response:
+    return Response(cameras.camera_feature(conn, camera_id), media_type=GEOJSON)
+
+
+@router.post("/cameras", status_code=201, dependencies=[Depends(require("admin"))], response_class=Response)
+def create_camera(camera: CameraIn, conn: Conn) -> Response:
+    cameras.create_camera(conn, camera.model_dump())
+    return Response(cameras.camera_feature(conn, camera.id), status_code=201, media_type=GEOJSON)
+
+
+@router.patch("/cameras/{camera_id}", dependencies=[Depends(require("admin"))], response_class=Response)
+def update_camera(camera_id: str, changes: CameraPatch, conn: Conn) -> Response:
+    """Moving or turning a calibrated camera drops its calibration."""
+    cameras.update_camera(conn, camera_id, changes.model_dump(exclude_none=True))
+    return Response(cameras.camera_feature(conn, camera_id), media_type=GEOJSON)
+
+
+@router.delete("/cameras/{camera_id}", dependencies=[Depends(require("admin"))], response_class=Response,
+               summary="Deactivate a camera (its alerts keep pointing at it, so it is never deleted)")
+def deactivate_camera(camera_id: str, conn: Conn) -> Response:
+    cameras.update_camera(conn, camera_id, {"active": False})
+    return Response(cameras.camera_feature(conn, camera_id), media_type=GEOJSON)
+
+
+@router.put("/cameras/{camera_id}/calibration", dependencies=[Depends(require("admin"))],
+            summary="Fit the image → ground homography from ≥ 4 pixel ↔ lon/lat pairs")
+def calibrate(camera_id: str, body: CalibrationIn, conn: Conn) -> Response:
+    pixels = np.array([p.pixel for p in body.points], dtype=float).reshape(-1, 2)
+    lonlat = np.array([(p.lon, p.lat) for p in body.points], dtype=float).reshape(-1, 2)
+    result = cameras.calibrate_camera(conn, camera_id, body.frame_size, pixels, lonlat)
+    return Response(orjson.dumps({"camera_id": camera_id, "frame_size": list(body.frame_size),
+                                  "error_m": result.error_m, "point_errors_m": result.point_errors_m,
+                                  "inliers": result.inliers, "epsg": result.homography.epsg}),
+                    media_type="application/json")

@@ -1,0 +1,118 @@
+"""Patrol teams: registry, status, GPS pings, and which team should go."""
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+import orjson
+import psycopg
+from fastapi import APIRouter, Depends, Query
+from pydantic import AwareDatetime, BaseModel, Field
+from starlette.responses import Response
+
+from gridwatch.alerts import patrols
+from gridwatch.alerts.dispatch import TeamBoard
+from gridwatch.api.auth import require
+from gridwatch.api.deps import db
+from gridwatch.errors import BadInput, NotFound
+
+router = APIRouter(tags=["patrols"])
+Conn = Annotated[psycopg.Connection, Depends(db)]
+Lon = Annotated[float, Field(ge=-180, le=180)]
+Lat = Annotated[float, Field(ge=-90, le=90)]
+
+
+class TeamIn(BaseModel):
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    kind: Literal["foot", "motorcycle", "car"]
+    members: Annotated[int, Field(gt=0, le=500, description="head count; no names are kept")]
+    volunteer: bool = False
+    base: tuple[Lon, Lat]
+    township_code: str | None = None
+    status: Literal["available", "busy", "off_duty"] = "available"
+    grids: list[str] = []
+
+
+class TeamPatch(BaseModel):
+    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    kind: Literal["foot", "motorcycle", "car"] | None = None
+    members: Annotated[int, Field(gt=0, le=500)] | None = None
+    base: tuple[Lon, Lat] | None = None
+    status: Literal["available", "busy", "off_duty"] | None = None
+    grids: list[str] | None = None
+
+
+class Ping(BaseModel):
+    lon: Lon
+    lat: Lat
+    at: AwareDatetime
+
+
+class Pings(BaseModel):
+    positions: Annotated[list[Ping], Field(min_length=1, max_length=10_000)]
+
+
+def _json(body, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@router.get("/patrols", summary="Teams as GeoJSON: where they are (fresh GPS, else base) and their status",
+            dependencies=[Depends(require("viewer"))])
+def list_teams(conn: Conn, status: Literal["available", "busy", "off_duty"] | None = None,
+               township: str | None = None) -> Response:
+    features = patrols.team_features(conn, _now(), status=status, township=township)
+    return Response(orjson.dumps({"type": "FeatureCollection", "numberMatched": len(features), "features": features}),
+                    media_type="application/geo+json")
+
+
+@router.get("/patrols/recommend", summary="Teams ranked for an incident or a point, with ETA and reason",
+            dependencies=[Depends(require("viewer"))])
+def recommend(conn: Conn, incident: int | None = None,
+              lon: Annotated[float | None, Query(ge=-180, le=180)] = None,
+              lat: Annotated[float | None, Query(ge=-90, le=90)] = None,
+              limit: Annotated[int, Query(ge=1, le=100)] = 10) -> Response:
+    index_grid = None
+    if incident is not None:
+        row = conn.execute("SELECT ST_X(geom), ST_Y(geom), grid_code FROM incidents WHERE id = %s",
+                           [incident]).fetchone()
+        if row is None:
+            raise NotFound(f"no incident {incident}")
+        lon, lat, index_grid = row
+    elif lon is None or lat is None:
+        raise BadInput("give incident=ID, or lon= and lat=")
+    else:
+        index_grid = conn.execute("SELECT grid_at(ST_SetSRID(ST_MakePoint(%s, %s), 4326))", [lon, lat]).fetchone()[0]
+    candidates, why_none = TeamBoard.load(conn, _now()).recommend(lon, lat, index_grid, limit=limit)
+    return _json({"incident_id": incident, "lon": lon, "lat": lat, "grid_code": index_grid,
+                  "candidates": [c.as_dict() for c in candidates], "none_available": why_none})
+
+
+@router.get("/patrols/{team_id}", dependencies=[Depends(require("viewer"))])
+def get_team(team_id: str, conn: Conn) -> Response:
+    return Response(orjson.dumps(patrols.team_feature(conn, team_id, _now())), media_type="application/geo+json")
+
+
+@router.post("/patrols", status_code=201, dependencies=[Depends(require("admin"))])
+def create_team(team: TeamIn, conn: Conn) -> Response:
+    patrols.create_team(conn, team.model_dump())
+    return Response(orjson.dumps(patrols.team_feature(conn, team.id, _now())), status_code=201,
+                    media_type="application/geo+json")
+
+
+@router.patch("/patrols/{team_id}", summary="Change a team (status: available, busy, off_duty)",
+              dependencies=[Depends(require("dispatcher"))])
+def update_team(team_id: str, changes: TeamPatch, conn: Conn) -> Response:
+    patrols.update_team(conn, team_id, changes.model_dump(exclude_none=True))
+    return Response(orjson.dumps(patrols.team_feature(conn, team_id, _now())), media_type="application/geo+json")
+
+
+@router.post("/patrols/{team_id}/positions", summary="GPS pings of an on-duty team (one, or {positions: [...]})",
+             dependencies=[Depends(require("operator"))])
+def add_positions(team_id: str, body: Ping | Pings, conn: Conn) -> Response:
+    pings = body.positions if isinstance(body, Pings) else [body]
+    stored = patrols.add_positions(conn, team_id, [(p.at, p.lon, p.lat) for p in pings], _now())
+    return _json({"team_id": team_id, "received": len(pings), "stored": stored}, 201)
