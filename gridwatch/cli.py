@@ -245,3 +245,25 @@ def demo_load() -> None:
         key = demo.load(conn, database_settings().home.resolve(), progress=say)
     say("demo admin API key (send as `Authorization: Bearer <key>`):")
     typer.echo(key)
+
+
+# -- sla ----------------------------------------------------------------------------------
+
+sla_app = typer.Typer(help="The 1-3-1 deadlines: contact 1 h, resolve 3 days, feedback 1 day.", no_args_is_help=True)
+app.add_typer(sla_app, name="sla")
+
+
+@command(sla_app, "check")
+def sla_check() -> None:
+    """Mark missed deadlines and escalate them (grid → township → county); prints each
+    escalation. The server does this every minute too; running both is safe."""
+    from datetime import UTC, datetime
+
+    from gridwatch.alerts.deadlines import check_deadlines
+    from gridwatch.db import connect
+
+    with connect() as conn:
+        escalated = check_deadlines(conn, datetime.now(UTC))
+    for e in escalated:
+        typer.echo(f"incident {e['incident_id']}: {e['note']}")
+    say(f"{len(escalated)} escalation(s)")

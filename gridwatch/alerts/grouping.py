@@ -1,6 +1,7 @@
 """Grouping repeats into incidents (DESIGN §6): an alert joins an open incident of its type
-if it comes from the same camera, or lies within 200 m in the same grid, inside the
-type's window of the incident's first-to-last-seen span. Otherwise it starts one.
+if it comes from a camera whose alerts already joined it, or lies within 200 m of it in
+the same grid, inside the type's window around the incident's first-to-last-seen span.
+Otherwise it starts one.
 
 Like Frigate's review items: one incident per real-world happening, its count and
 last-seen time updated, instead of a stream of duplicates.
@@ -16,11 +17,11 @@ OPEN = ("new", "dispatched", "acknowledged", "on_scene")
 
 # Open incidents that alerts of these types, cameras and grids, in this time span, may join.
 _CANDIDATES_SQL = """
-SELECT id, type, camera_id, grid_code, ST_X(geom), ST_Y(geom), first_seen, last_seen, alert_count,
+SELECT id, type, camera_ids, grid_code, ST_X(geom), ST_Y(geom), first_seen, last_seen, alert_count,
        team_id, team_reason
 FROM incidents
 WHERE status IN ('new', 'dispatched', 'acknowledged', 'on_scene') AND type = ANY(%s)
-  AND last_seen >= %s AND first_seen <= %s AND (camera_id = ANY(%s) OR grid_code = ANY(%s))
+  AND last_seen >= %s AND first_seen <= %s AND (camera_ids && %s::text[] OR grid_code = ANY(%s))
 """
 
 
@@ -29,7 +30,7 @@ class Group:
     """An incident as grouping sees it: an existing one (id set) or one to create."""
 
     type: str
-    camera_id: str
+    cameras: set[str]
     grid_code: str
     lon: float
     lat: float
@@ -42,6 +43,7 @@ class Group:
     team_id: str | None = None
     team_reason: str | None = None
     joined: int = 0  # alerts this ingest adds to an existing incident
+    new_cameras: set[str] = field(default_factory=set)
     alerts: list[int] = field(default_factory=list)
 
     def accepts(self, when: datetime, window: timedelta) -> bool:
@@ -74,9 +76,9 @@ def load_candidates(conn: psycopg.Connection, points: list[AlertPoint], windows:
                                           sorted({p.camera_id for p in points}),
                                           sorted({p.grid_code for p in points})]).fetchall()
     groups = []
-    for iid, typ, cam, grid, lon, lat, first, last, count, team, reason in rows:
+    for iid, typ, cams, grid, lon, lat, first, last, count, team, reason in rows:
         x, y = to_metric.transform(lon, lat)
-        groups.append(Group(typ, cam, grid, lon, lat, x, y, first, last, count, id=iid, team_id=team,
+        groups.append(Group(typ, set(cams), grid, lon, lat, x, y, first, last, count, id=iid, team_id=team,
                             team_reason=reason))
     return groups
 
@@ -87,7 +89,8 @@ def assign(points: list[AlertPoint], candidates: list[Group], windows: dict[str,
     by_camera: dict[tuple[str, str], list[Group]] = {}
     by_grid: dict[tuple[str, str], list[Group]] = {}
     for g in candidates:
-        by_camera.setdefault((g.type, g.camera_id), []).append(g)
+        for cam in g.cameras:
+            by_camera.setdefault((g.type, cam), []).append(g)
         by_grid.setdefault((g.type, g.grid_code), []).append(g)
     out: list[Group | None] = [None] * len(points)
     for i in sorted(range(len(points)), key=lambda k: points[k].occurred_at):
@@ -99,10 +102,13 @@ def assign(points: list[AlertPoint], candidates: list[Group], windows: dict[str,
                             if g.accepts(p.occurred_at, window)
                             and (g.x - p.x) ** 2 + (g.y - p.y) ** 2 <= JOIN_RADIUS_M ** 2)
         if group is None:
-            group = Group(p.type, p.camera_id, p.grid_code, p.lon, p.lat, p.x, p.y, p.occurred_at, p.occurred_at,
+            group = Group(p.type, set(), p.grid_code, p.lon, p.lat, p.x, p.y, p.occurred_at, p.occurred_at,
                           count=0)
-            by_camera.setdefault((p.type, p.camera_id), []).append(group)
             by_grid.setdefault((p.type, p.grid_code), []).append(group)
+        if p.camera_id not in group.cameras:
+            group.cameras.add(p.camera_id)
+            group.new_cameras.add(p.camera_id)
+            by_camera.setdefault((p.type, p.camera_id), []).append(group)
         group.count += 1
         group.first_seen = min(group.first_seen, p.occurred_at)
         group.last_seen = max(group.last_seen, p.occurred_at)

@@ -46,7 +46,7 @@ OVERDUE_SQL = """(
                AND d.due_at < %(now)s AND i.status NOT IN ('closed', 'false_alarm', 'cancelled')))"""
 
 PROPERTIES_SQL = f"""json_build_object('id', i.id, 'type', i.type, 'status', i.status,
-    'grid_code', i.grid_code, 'township_code', i.township_code, 'camera_id', i.camera_id,
+    'grid_code', i.grid_code, 'township_code', i.township_code, 'camera_ids', i.camera_ids,
     'lon', round(ST_X(i.geom)::numeric, 7), 'lat', round(ST_Y(i.geom)::numeric, 7),
     'alert_count', i.alert_count, 'first_seen', i.first_seen, 'last_seen', i.last_seen,
     'team_id', i.team_id, 'team_reason', i.team_reason, 'created_at', i.created_at,

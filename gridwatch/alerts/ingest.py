@@ -36,12 +36,14 @@ FROM alerts a JOIN unnest(%s::text[], %s::text[]) k(source, event_id)
 _ALERT_COLUMNS = ("id, source, event_id, camera_id, type, score, occurred_at, received_at, updated_at, box, "
                   "frame_size, geom, position_method, grid_code, township_code, county_code, incident_id, team_id, "
                   "team_reason, boundary_version, extra")
-_INCIDENT_COLUMNS = ("id, type, status, grid_code, township_code, county_code, camera_id, geom, alert_count, "
+_INCIDENT_COLUMNS = ("id, type, status, grid_code, township_code, county_code, camera_ids, geom, alert_count, "
                      "first_seen, last_seen, team_id, team_reason, created_at, updated_at, contact_due, resolve_due")
 _UPDATE_INCIDENTS_SQL = """
 UPDATE incidents i SET alert_count = i.alert_count + u.n, first_seen = least(i.first_seen, u.first_seen),
-       last_seen = greatest(i.last_seen, u.last_seen), updated_at = %s
-FROM unnest(%s::bigint[], %s::int[], %s::timestamptz[], %s::timestamptz[]) u(id, n, first_seen, last_seen)
+       last_seen = greatest(i.last_seen, u.last_seen), updated_at = %s,
+       camera_ids = i.camera_ids || array_remove(string_to_array(u.cameras, ','), '')
+FROM unnest(%s::bigint[], %s::int[], %s::timestamptz[], %s::timestamptz[], %s::text[])
+     u(id, n, first_seen, last_seen, cameras)
 WHERE i.id = u.id
 """
 
@@ -235,7 +237,8 @@ def _create_incidents(conn, groups: list[Group], index: GridIndex, now: datetime
         g.team_id, g.team_reason = (best.team_id, best.reason) if best else (None, board.none_reason())
         status = "dispatched" if g.team_id else "new"
         township = index.township_codes[index.row_of[g.grid_code]]
-        incident_lines.append(_copy_line((iid, g.type, status, g.grid_code, township, g.grid_code[:6], g.camera_id,
+        incident_lines.append(_copy_line((iid, g.type, status, g.grid_code, township, g.grid_code[:6],
+                                          _array(sorted(g.cameras)),
                                           f"SRID=4326;POINT({g.lon!r} {g.lat!r})", g.count, g.first_seen,
                                           g.last_seen, g.team_id, g.team_reason, now, now, now + CONTACT_WITHIN,
                                           now + RESOLVE_WITHIN)))
@@ -253,11 +256,13 @@ def _create_incidents(conn, groups: list[Group], index: GridIndex, now: datetime
 def _update_incidents(conn, groups: list[Group], now: datetime) -> None:
     if groups:
         conn.execute(_UPDATE_INCIDENTS_SQL, [now, [g.id for g in groups], [g.joined for g in groups],
-                                             [g.first_seen for g in groups], [g.last_seen for g in groups]])
+                                             [g.first_seen for g in groups], [g.last_seen for g in groups],
+                                             [",".join(sorted(g.new_cameras)) for g in groups]])
 
 
 def _array(values) -> str | None:
-    return None if values is None else "{" + ",".join(repr(v) for v in values) + "}"
+    """A PostgreSQL array literal of numbers or of plain identifiers (camera ids)."""
+    return None if values is None else "{" + ",".join(v if isinstance(v, str) else repr(v) for v in values) + "}"
 
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})

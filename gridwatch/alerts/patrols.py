@@ -27,7 +27,7 @@ WITH latest AS (
            (SELECT coalesce(array_agg(grid_code ORDER BY grid_code), '{}') FROM team_grids g
              WHERE g.team_id = t.id) AS grids
     FROM teams t LEFT JOIN latest l ON l.team_id = t.id
-    WHERE {where} ORDER BY t.id LIMIT %(limit)s OFFSET %(offset)s
+    WHERE $where ORDER BY t.id LIMIT %(limit)s OFFSET %(offset)s
 )
 SELECT coalesce(json_agg(json_build_object('type', 'Feature', 'id', p.id,
     'geometry', ST_AsGeoJSON(p.here, 7)::json,
@@ -49,7 +49,7 @@ def team_features(conn: psycopg.Connection, now: datetime, *, team_id: str | Non
         if value is not None:
             where.append(f"{column} = %({key})s")
             params[key] = value
-    text = conn.execute(_FEATURES_SQL.format(where=" AND ".join(where)), params).fetchone()[0]
+    text = conn.execute(_FEATURES_SQL.replace("$where", " AND ".join(where)), params).fetchone()[0]
     return orjson.loads(text)
 
 

@@ -85,10 +85,13 @@ def fit_homography(frame_size: tuple[int, int], pixels: np.ndarray, lonlat: np.n
     _check_spread(pixels, "pixel", 1.0)
     _check_spread(ground, "ground", 0.5)
     method = cv2.RANSAC if n > 4 else 0
-    matrix, mask = cv2.findHomography(pixels, ground, method, RANSAC_THRESHOLD_M)
-    if matrix is None or not np.isfinite(matrix).all() or abs(np.linalg.det(matrix)) < 1e-12:
+    # Fit around a local origin: UTM coordinates in the millions cost the fit its precision.
+    origin = ground.mean(axis=0)
+    local, mask = cv2.findHomography(pixels, ground - origin, method, RANSAC_THRESHOLD_M)
+    if local is None or not np.isfinite(local).all() or abs(np.linalg.det(local)) < 1e-12:
         raise BadInput("these pairs do not define a ground plane (degenerate homography): spread the points "
                        "over the image and the ground")
+    matrix = np.array([[1, 0, origin[0]], [0, 1, origin[1]], [0, 0, 1]]) @ local
     inliers = mask.ravel().astype(bool) if mask is not None else np.ones(n, bool)
     if inliers.sum() < 4:
         raise BadInput(f"only {int(inliers.sum())} of {n} pairs agree with one ground plane; at least 4 must")

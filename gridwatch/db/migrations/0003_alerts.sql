@@ -98,7 +98,8 @@ CREATE TABLE incidents (
     grid_code        text NOT NULL,
     township_code    text NOT NULL,
     county_code      text NOT NULL,
-    camera_id        text,
+    -- the cameras whose alerts joined; a repeat from any of them joins again
+    camera_ids       text[] NOT NULL,
     geom             geometry(Point, 4326) NOT NULL,
     alert_count      integer NOT NULL DEFAULT 1,
     first_seen       timestamptz NOT NULL,

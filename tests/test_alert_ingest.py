@@ -1,0 +1,225 @@
+"""Alert ingest: one alert becomes a placed, matched, grouped, assigned incident; repeats
+never duplicate; every bad input is refused with the reason and nothing is stored."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from conftest import auth
+
+SEAT = (100.99, 36.90)
+
+
+def at(minutes: float = 0, base: datetime | None = None) -> str:
+    return ((base or datetime.now(UTC)) + timedelta(minutes=minutes)).isoformat()
+
+
+def alert(**fields) -> dict:
+    return {"source": "test", "event_id": uuid.uuid4().hex, "camera_id": "CAM-0001", "type": "fire_smoke",
+            "score": 0.8, "occurred_at": at(), **fields}
+
+
+def post(client, keys, body, role="ingest"):
+    return client.post("/alerts", json=body, headers=auth(keys[role]))
+
+
+def counts(conn) -> tuple[int, int]:
+    return conn.execute("SELECT (SELECT count(*) FROM alerts), (SELECT count(*) FROM incidents)").fetchone()
+
+
+def camera(client, keys, camera_id, lon, lat):
+    r = client.post("/cameras", json={"id": camera_id, "name": camera_id, "lon": lon, "lat": lat, "heading_deg": 0,
+                                      "fov_deg": 90, "range_m": 300}, headers=auth(keys["admin"]))
+    assert r.status_code == 201, r.text
+
+
+def test_answer_carries_position_grid_incident_team(client, keys):
+    r = post(client, keys, alert(lon=SEAT[0], lat=SEAT[1], type="traffic_accident"))
+    assert r.status_code == 201
+    body = r.json()
+    assert set(body) >= {"alert_id", "lon", "lat", "position_method", "grid_code", "incident_id", "team_id",
+                         "team_reason", "boundary_version"}
+    grid = client.get("/grids/at", params={"lon": SEAT[0], "lat": SEAT[1]}, headers=auth(keys["viewer"])).json()
+    assert body["position_method"] == "reported" and body["grid_code"] == grid["code"]
+    assert body["boundary_version"] == grid["boundary_version"]
+    assert body["incident_id"] and body["team_id"] and "available" in body["team_reason"]
+
+
+def test_without_position_or_calibration_the_camera_position_is_used(client, keys):
+    cam = client.get("/cameras", params={"limit": 1000}, headers=auth(keys["viewer"])).json()["features"]
+    plain = next(f for f in cam if not f["properties"]["calibrated"])
+    r = post(client, keys, alert(camera_id=plain["id"], box=[100, 100, 200, 300], frame_size=[1920, 1080],
+                                 type="road_obstruction"))
+    body = r.json()
+    assert body["position_method"] == "camera"
+    assert (body["lon"], body["lat"]) == pytest.approx((plain["properties"]["lon"], plain["properties"]["lat"]))
+
+
+def test_repeat_returns_the_first_result_and_stores_nothing(client, keys, conn):
+    first = post(client, keys, alert(event_id="rep-1", type="illegal_dumping"))
+    before = counts(conn)
+    again = post(client, keys, alert(event_id="rep-1", type="illegal_dumping", score=0.1))
+    assert first.status_code == 201 and again.status_code == 200
+    assert {**first.json(), "repeat": True} == again.json()
+    assert counts(conn) == before
+
+
+def test_repeats_from_one_camera_join_one_incident(client, keys, conn):
+    base = datetime.now(UTC) - timedelta(days=2)
+    first = post(client, keys, alert(camera_id="CAM-0100", type="flood_water", occurred_at=at(0, base))).json()
+    second = post(client, keys, alert(camera_id="CAM-0100", type="flood_water", occurred_at=at(20, base))).json()
+    later = post(client, keys, alert(camera_id="CAM-0100", type="flood_water", occurred_at=at(200, base))).json()
+    other_type = post(client, keys, alert(camera_id="CAM-0100", type="sewer_overflow",
+                                          occurred_at=at(21, base))).json()
+    assert first["incident_id"] == second["incident_id"]  # flood window is 30 min
+    assert later["incident_id"] != first["incident_id"]
+    assert other_type["incident_id"] not in (first["incident_id"], later["incident_id"])
+    count, first_seen, last_seen = conn.execute("SELECT alert_count, first_seen, last_seen FROM incidents "
+                                                "WHERE id = %s", [first["incident_id"]]).fetchone()
+    assert count == 2 and (last_seen - first_seen) == timedelta(minutes=20)
+
+
+def test_nearby_cameras_in_one_grid_join_within_200_m(client, keys):
+    camera(client, keys, "T-NEAR-A", 100.9905, 36.9005)
+    camera(client, keys, "T-NEAR-B", 100.9915, 36.9008)
+    base = datetime.now(UTC) - timedelta(days=3)
+    a = post(client, keys, alert(camera_id="T-NEAR-A", type="livestock_on_road", lon=100.9905, lat=36.9005,
+                                 occurred_at=at(0, base))).json()
+    b = post(client, keys, alert(camera_id="T-NEAR-B", type="livestock_on_road", lon=100.9911, lat=36.9006,
+                                 occurred_at=at(3, base))).json()  # about 55 m away
+    far = post(client, keys, alert(camera_id="T-NEAR-B", type="livestock_on_road", lon=100.9960, lat=36.9040,
+                                   occurred_at=at(4, base), source="other")).json()
+    assert a["grid_code"] == b["grid_code"] and a["incident_id"] == b["incident_id"]
+    # the same camera joins even further away; a third camera 600 m away would not
+    camera(client, keys, "T-NEAR-C", 100.9960, 36.9040)
+    c = post(client, keys, alert(camera_id="T-NEAR-C", type="livestock_on_road", lon=100.9980, lat=36.9060,
+                                 occurred_at=at(5, base))).json()
+    assert far["incident_id"] == a["incident_id"]
+    assert c["incident_id"] != a["incident_id"]
+
+
+def test_alert_outside_every_grid_waits_in_the_unassigned_queue(client, keys, conn):
+    r = post(client, keys, alert(lon=100.2, lat=36.9, type="motion"))
+    assert r.status_code == 201
+    body = r.json()
+    assert body["grid_code"] is None and body["incident_id"] is None and body["team_id"] is None
+    assert "nearest is" in body["team_reason"] and "unassigned" in body["team_reason"]
+    queue = client.get("/alerts", params={"unassigned": "true"}, headers=auth(keys["dispatcher"])).json()
+    assert body["alert_id"] in [f["id"] for f in queue["features"]]
+    assert all(f["properties"]["grid_code"] is None for f in queue["features"])
+
+
+def test_busy_responsible_teams_give_way_to_the_nearest_available(client, keys, conn):
+    point = (101.22, 37.03)  # Agatu village
+    grid = client.get("/grids/at", params={"lon": point[0], "lat": point[1]}, headers=auth(keys["viewer"])).json()
+    responsible = [r[0] for r in conn.execute("SELECT team_id FROM team_grids WHERE grid_code = %s ORDER BY 1",
+                                              [grid["code"]])]
+    assert "AGATU-MOTO" in responsible
+    first = post(client, keys, alert(lon=point[0], lat=point[1], type="fallen_person")).json()
+    assert first["team_id"] in responsible and first["team_reason"].startswith(f"responsible for grid {grid['code']}")
+    for team in responsible:
+        assert client.patch(f"/patrols/{team}", json={"status": "busy"},
+                            headers=auth(keys["dispatcher"])).status_code == 200
+    try:
+        other = post(client, keys, alert(lon=point[0], lat=point[1], type="fallen_person",
+                                         occurred_at=at(-120))).json()
+        assert other["team_id"] not in responsible
+        assert other["team_reason"].startswith("nearest available team") and "is busy" in other["team_reason"]
+    finally:
+        for team in responsible:
+            client.patch(f"/patrols/{team}", json={"status": "available"}, headers=auth(keys["dispatcher"]))
+
+
+def test_batch_stores_all_and_answers_repeats(client, keys, conn):
+    base = datetime.now(UTC) - timedelta(days=5)
+    batch = [alert(camera_id=f"CAM-{i % 50 + 1:04d}", type="road_obstruction", occurred_at=at(i % 7, base))
+             for i in range(500)]
+    batch.append(dict(batch[0]))  # the same event twice in one batch
+    r = client.post("/alerts/batch", json=batch, headers=auth(keys["ingest"]))
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["count"] == 501 and body["created"] == 500 and body["repeated"] == 1
+    assert body["results"][-1] == {**body["results"][0], "repeat": True}
+    # 50 cameras, each repeating within the window: 50 incidents or fewer (cameras close together join)
+    incidents = {x["incident_id"] for x in body["results"] if x["incident_id"]}
+    assert len(incidents) <= 50
+    again = client.post("/alerts/batch", json=batch[:10], headers=auth(keys["ingest"]))
+    assert again.status_code == 200 and again.json()["repeated"] == 10
+
+
+# -- bad input: a clear error, nothing stored ------------------------------------------------
+
+BAD_ALERTS = [
+    ({"occurred_at": "2026-11-26T08:15:00"}, "timezone"),
+    ({"camera_id": "CAM-NOPE"}, "unknown camera"),
+    ({"score": 1.5}, "score"),
+    ({"score": -0.1}, "score"),
+    ({"box": [100, 100, 2000, 300], "frame_size": [1920, 1080]}, "outside the 1920×1080 frame"),
+    ({"box": [300, 100, 200, 300]}, "x2 > x1"),
+    ({"occurred_at": (datetime.now(UTC) + timedelta(minutes=30)).isoformat()}, "in the future"),
+    ({"lon": 190.0, "lat": 36.9}, "lon"),
+    ({"lon": 100.9, "lat": -91.0}, "lat"),
+    ({"lon": 100.9}, "both lon and lat"),
+    ({"type": "alien_landing"}, "unknown type"),
+]
+
+
+@pytest.mark.parametrize(("change", "words"), BAD_ALERTS, ids=[w for _, w in BAD_ALERTS])
+def test_bad_alert_is_refused_and_nothing_stored(client, keys, conn, change, words):
+    before = counts(conn)
+    r = post(client, keys, alert(**change))
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert words in r.json()["detail"]
+    assert counts(conn) == before
+
+
+def test_batch_with_one_bad_alert_stores_nothing(client, keys, conn):
+    before = counts(conn)
+    batch = [alert(type="motion") for _ in range(20)]
+    batch[13]["score"] = 7
+    r = client.post("/alerts/batch", json=batch, headers=auth(keys["ingest"]))
+    assert r.status_code == 422
+    body = r.json()
+    assert "[13].score" in body["detail"] and "nothing was stored" in body["detail"]
+    assert body["errors"][0]["field"] == "[13].score"
+    batch[13]["score"] = 0.5
+    batch[4]["camera_id"] = "CAM-NOPE"
+    r = client.post("/alerts/batch", json=batch, headers=auth(keys["ingest"]))
+    assert r.status_code == 422 and "[4].camera_id" in r.json()["detail"]
+    assert counts(conn) == before
+
+
+def test_batch_of_10001_is_refused(client, keys, conn):
+    before = counts(conn)
+    one = alert(type="motion")
+    r = client.post("/alerts/batch", json=[one] * 10_001, headers=auth(keys["ingest"]))
+    assert r.status_code == 422 and "at most 10,000" in r.json()["detail"]
+    assert counts(conn) == before
+
+
+def test_ten_megabyte_body_is_refused(client, keys, conn):
+    before = counts(conn)
+    body = b'[' + b",".join([b'{"source": "x", "padding": "' + b"x" * 1000 + b'"}'] * 10_000) + b"]"
+    assert len(body) > 10_000_000
+    r = client.post("/alerts/batch", content=body, headers={**auth(keys["ingest"]), "content-type": "application/json"})
+    assert r.status_code == 413 and r.headers["content-type"] == "application/problem+json"
+    assert counts(conn) == before
+
+
+def test_non_json_body_is_refused(client, keys, conn):
+    before = counts(conn)
+    for path in ("/alerts", "/alerts/batch"):
+        r = client.post(path, content=b"fire! fire!", headers={**auth(keys["ingest"]),
+                                                               "content-type": "application/json"})
+        assert r.status_code == 422 and "JSON" in r.json()["detail"], r.text
+    assert counts(conn) == before
+
+
+def test_roles_ingest_cannot_read_viewer_cannot_post(client, keys, conn):
+    before = counts(conn)
+    r = client.get("/incidents", headers=auth(keys["ingest"]))
+    assert r.status_code == 403 and "ingest" in r.json()["detail"]
+    r = post(client, keys, alert(type="motion"), role="viewer")
+    assert r.status_code == 403 and "viewer" in r.json()["detail"]
+    assert counts(conn) == before
