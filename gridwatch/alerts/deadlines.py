@@ -79,7 +79,7 @@ def whistle(conn: psycopg.Connection, incident_id: int, departments: list[str] |
         raise NotFound(f"no incident {incident_id}")
     status, defaults = row
     if status in ("closed", "false_alarm", "cancelled"):
-        raise Conflict(f"the incident is {status}; there is nothing to whistle for", status=status)
+        raise Conflict(f"the incident is {status}; there is nothing to whistle for", incident_status=status)
     wanted = departments or list(defaults)
     if not wanted:
         raise BadInput("departments: name at least one (this type has no default departments)")

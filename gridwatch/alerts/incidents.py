@@ -129,32 +129,37 @@ def act(conn: psycopg.Connection, incident_id: int, action: str, actor: str, now
     if spec.note_required and note is None:
         raise BadInput(f"{action.replace('_', ' ')} needs a note saying what was done")
     row = conn.execute("SELECT status, team_id, contacted_at, contact_due, resolve_due, feedback_due, feedback_at, "
-                       "grid_code, ST_X(geom), ST_Y(geom) FROM incidents WHERE id = %s FOR UPDATE",
-                       [incident_id]).fetchone()
+                       "grid_code, ST_X(geom), ST_Y(geom), contact_state, resolve_state, feedback_state "
+                       "FROM incidents WHERE id = %s FOR UPDATE", [incident_id]).fetchone()
     if row is None:
         raise NotFound(f"no incident {incident_id}")
-    status, current_team, contacted_at, contact_due, resolve_due, feedback_due, feedback_at, grid, lon, lat = row
+    status, current_team, contacted_at, contact_due, resolve_due, feedback_due, feedback_at, grid, lon, lat = row[:10]
+    stored = dict(zip(("contact", "resolve", "feedback"), row[10:], strict=True))
+
+    def state(deadline: str, due: datetime) -> str:
+        # once the deadline check has marked it missed, doing it later does not undo that
+        return "missed" if stored[deadline] == "missed" or now > due else "met"
+
     if status not in spec.allowed_from:
         allowed = [a for a, s in ACTIONS.items() if status in s.allowed_from]
         raise Conflict(f"cannot {action.replace('_', ' ')} an incident that is {status}; "
                        f"allowed now: {', '.join(allowed) or 'nothing (it is finished)'}",
-                       status=status, allowed=allowed)
+                       incident_status=status, allowed=allowed)
     sets: dict[str, object] = {"status": spec.to, "updated_at": now}
     reason = None
     if action == "dispatch":
         team_id, reason = _choose_team(conn, team_id, lon, lat, grid, now, actor)
         sets.update(team_id=team_id, team_reason=reason)
     if action in ("acknowledge", "on_scene") and contacted_at is None:
-        sets.update(contacted_at=now, contact_state="met" if now <= contact_due else "missed")
+        sets.update(contacted_at=now, contact_state=state("contact", contact_due))
     if action == "resolve":
-        sets.update(resolved_at=now, resolve_state="met" if now <= resolve_due else "missed",
-                    feedback_due=now + FEEDBACK_WITHIN)
+        sets.update(resolved_at=now, resolve_state=state("resolve", resolve_due), feedback_due=now + FEEDBACK_WITHIN)
     if action == "feedback":
         if feedback_at is not None:
-            raise Conflict(f"feedback was already given at {feedback_at.isoformat()}", status=status)
-        sets.update(feedback_at=now, feedback_state="met" if now <= feedback_due else "missed")
+            raise Conflict(f"feedback was already given at {feedback_at.isoformat()}", incident_status=status)
+        sets.update(feedback_at=now, feedback_state=state("feedback", feedback_due))
     if action == "close" and feedback_at is None:
-        raise Conflict("give feedback first (1-3-1: within a day of resolving), then close", status=status,
+        raise Conflict("give feedback first (1-3-1: within a day of resolving), then close", incident_status=status,
                        allowed=["feedback"])
     if action in ("close", "false_alarm", "cancel"):
         sets["closed_at"] = now

@@ -48,7 +48,9 @@ def install(app: FastAPI) -> None:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         if exc.status == 503:
             headers = {"Retry-After": "5"}
-        return problem(exc.status, exc.detail, title=exc.title, headers=headers, **exc.extra)
+        # extension members never override the standard ones (RFC 9457 §3.2)
+        extra = {k: v for k, v in exc.extra.items() if k not in ("type", "title", "status", "detail", "headers")}
+        return problem(exc.status, exc.detail, title=exc.title, headers=headers, **extra)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> Response:
