@@ -223,7 +223,7 @@ def serve(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run("gridwatch.api.app:create_app", factory=True, host=host or settings.host,
                 port=port or settings.port, workers=workers or settings.workers, log_level="info",
-                access_log=False)
+                access_log=False, timeout_graceful_shutdown=5)
 
 
 # -- demo ---------------------------------------------------------------------------------
