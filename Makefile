@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export GRIDWATCH_HOME ?= $(CURDIR)/var
 # Debian packages the project needs; installed with apt-get when missing.
-APT_PACKAGES := postgresql-15-postgis-3 wrk
+APT_PACKAGES := postgresql-15-postgis-3 mosquitto wrk
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 .PHONY: demo test system venv db lint bench clean

@@ -267,3 +267,40 @@ def sla_check() -> None:
     for e in escalated:
         typer.echo(f"incident {e['incident_id']}: {e['note']}")
     say(f"{len(escalated)} escalation(s)")
+
+
+# -- mqtt ---------------------------------------------------------------------------------
+
+mqtt_app = typer.Typer(help="Camera events over MQTT (Frigate's frigate/events).", no_args_is_help=True)
+app.add_typer(mqtt_app, name="mqtt")
+
+
+@command(mqtt_app, "listen")
+def mqtt_listen(
+    broker: Annotated[str, typer.Option(help="HOST:PORT of the MQTT broker")] = "127.0.0.1:1883",
+    topic: Annotated[str, typer.Option(help="topic to subscribe to (QoS 1)")] = "frigate/events",
+    client_id: Annotated[str | None, typer.Option(help="MQTT client id (the broker keeps its session)")] = None,
+) -> None:
+    """Feed Frigate events into the alert pipeline until Ctrl-C: `new` creates an alert,
+    `update`/`end` update it. Bad messages are logged and skipped; broker restarts are
+    survived (reconnect with a persistent session)."""
+    import logging
+
+    from gridwatch.alerts.mqtt import Listener
+    from gridwatch.config import api_settings
+    from gridwatch.db import database_url
+    from gridwatch.geo.grid_index import LiveIndex
+
+    host, _, port = broker.rpartition(":")
+    if not host or not port.isdigit():
+        from gridwatch.errors import BadInput
+
+        raise BadInput(f"--broker {broker!r}: give HOST:PORT, e.g. 127.0.0.1:1883")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    url = database_url()
+    index = LiveIndex(url, poll_s=api_settings().boundary_poll_s)
+    index.start()
+    try:
+        Listener(host, int(port), topic, url, index, client_id=client_id).run()
+    except KeyboardInterrupt:
+        say("stopped")

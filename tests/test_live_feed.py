@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 import httpx
 import orjson
 import psycopg
-
 from conftest import Server, auth
 
 
