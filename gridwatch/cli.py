@@ -233,8 +233,10 @@ app.add_typer(demo_app, name="demo")
 
 
 @command(demo_app, "load")
-def demo_load() -> None:
-    """Load the demo county (boundaries) unless already loaded, and print the demo admin key."""
+def demo_load(days: Annotated[int, typer.Option(min=0, max=365, help="days of alert history to replay")] = 30) -> None:
+    """Load what is missing of the demo county (boundaries, ~500 cameras, patrol teams,
+    DAYS days of alerts and incidents replayed through the pipeline) and print the demo
+    admin key. Run again, it keeps what is there."""
     from gridwatch import demo
     from gridwatch.config import database_settings
     from gridwatch.db import connect
@@ -242,7 +244,7 @@ def demo_load() -> None:
 
     with connect() as conn:
         migrate(conn, progress=say)
-        key = demo.load(conn, database_settings().home.resolve(), progress=say)
+        key = demo.load(conn, database_settings().home.resolve(), days=days, progress=say)
     say("demo admin API key (send as `Authorization: Bearer <key>`):")
     typer.echo(key)
 
@@ -304,3 +306,38 @@ def mqtt_listen(
         Listener(host, int(port), topic, url, index, client_id=client_id).run()
     except KeyboardInterrupt:
         say("stopped")
+
+
+# -- alerts -------------------------------------------------------------------------------
+
+alerts_app = typer.Typer(help="Camera alerts.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
+
+
+@command(alerts_app, "simulate")
+def alerts_simulate(
+    rate: Annotated[float, typer.Option(min=0.1, max=5000, help="alerts per second")],
+    duration: Annotated[float, typer.Option(min=1, help="seconds to run")],
+    url: Annotated[str, typer.Option(help="the gridwatch server")] = "http://127.0.0.1:8000",
+    key: Annotated[str | None, typer.Option(help="API key (operator or above) [GRIDWATCH_KEY, else the demo "
+                                                 "admin key]", envvar="GRIDWATCH_KEY")] = None,
+    seed: Annotated[int, typer.Option(help="random seed")] = 7,
+) -> None:
+    """Post a realistic feed to a running server: hot spots, repeats of one happening,
+    cameras resending an event, and the odd bad message (refused with 422, on purpose)."""
+    import asyncio
+
+    from gridwatch.alerts.simulate import simulate
+    from gridwatch.config import database_settings
+    from gridwatch.errors import BadInput
+
+    if key is None:
+        key_file = database_settings().home / "demo-admin.key"
+        if not key_file.exists():
+            raise BadInput("no key: pass --key (or GRIDWATCH_KEY), or run `gridwatch demo load` first")
+        key = key_file.read_text().strip()
+    try:
+        stats = asyncio.run(simulate(url, key, rate, duration, seed=seed, progress=say))
+    except (OSError, RuntimeError) as exc:
+        raise BadInput(f"cannot simulate against {url}: {exc}") from None
+    typer.echo(stats.summary())

@@ -6,6 +6,7 @@ from pathlib import Path
 import psycopg
 
 from gridwatch.api.auth import create_key, key_valid
+from gridwatch.demo.history import load_history
 from gridwatch.demo.places import seed_cameras, seed_teams
 from gridwatch.geo.boundaries import import_boundaries
 from gridwatch.geo.grid_index import GridIndex
@@ -13,11 +14,12 @@ from gridwatch.geo.grid_index import GridIndex
 BOUNDARIES = Path(__file__).resolve().parents[2] / "data" / "boundaries"
 
 
-def load(conn: psycopg.Connection, home: Path, boundaries: Path = BOUNDARIES,
+def load(conn: psycopg.Connection, home: Path, days: int = 30, boundaries: Path = BOUNDARIES,
          progress: Callable[[str], None] = lambda _m: None) -> str:
-    """Load each part of the demo county that is missing (boundaries, cameras, teams), and
-    return the demo admin key (kept in `home/demo-admin.key`, made again only if it no
-    longer works). What is there already is kept."""
+    """Load each part of the demo county that is missing (boundaries, cameras, teams,
+    `days` days of alert history), and return the demo admin key (kept in
+    `home/demo-admin.key`, made again only if it no longer works). What is there already
+    is kept."""
     grids = conn.execute("SELECT count(*) FROM grids").fetchone()[0]
     if grids:
         progress(f"boundaries already loaded ({grids} grids); keeping them")
@@ -37,6 +39,12 @@ def load(conn: psycopg.Connection, home: Path, boundaries: Path = BOUNDARIES,
             progress("patrol teams already loaded; keeping them")
         else:
             seed_teams(conn, index, progress)
+    if conn.execute("SELECT EXISTS (SELECT 1 FROM alerts)").fetchone()[0]:
+        progress("alert history already loaded; keeping it")
+    elif days > 0:
+        progress(f"replaying {days} days of alerts through the pipeline")
+        n = load_history(conn, index, days, progress)
+        progress(f"{n} alerts in the history")
     return _admin_key(conn, home, progress)
 
 
