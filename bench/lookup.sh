@@ -9,7 +9,7 @@ BIN=.venv/bin
 SECONDS_PER_RUN=${1:-15}
 WORKERS=2
 command -v wrk >/dev/null || { echo "error: wrk is missing: apt-get install wrk" >&2; exit 2; }
-$BIN/gridwatch demo load >/dev/null
+$BIN/gridwatch demo load >/dev/null 2>&1
 export GRIDWATCH_KEY=$($BIN/gridwatch keys create --role viewer --name "bench lookup" 2>/dev/null)
 PORT=$($BIN/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 

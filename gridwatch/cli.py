@@ -289,8 +289,10 @@ def mqtt_listen(
     import logging
 
     from gridwatch.alerts.mqtt import Listener
+    from gridwatch.alerts.registry import Registry
     from gridwatch.config import api_settings
     from gridwatch.db import database_url
+    from gridwatch.db.changes import Changes
     from gridwatch.geo.grid_index import LiveIndex
 
     host, _, port = broker.rpartition(":")
@@ -300,10 +302,11 @@ def mqtt_listen(
         raise BadInput(f"--broker {broker!r}: give HOST:PORT, e.g. 127.0.0.1:1883")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     url = database_url()
-    index = LiveIndex(url, poll_s=api_settings().boundary_poll_s)
-    index.start()
+    changes = Changes(url, poll_s=api_settings().boundary_poll_s)
+    index, registry = LiveIndex(changes), Registry.cached(changes)
+    changes.start()
     try:
-        Listener(host, int(port), topic, url, index, client_id=client_id).run()
+        Listener(host, int(port), topic, url, index, registry, client_id=client_id).run()
     except KeyboardInterrupt:
         say("stopped")
 

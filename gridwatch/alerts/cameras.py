@@ -120,13 +120,15 @@ def calibrate_camera(conn: psycopg.Connection, camera_id: str, frame_size: tuple
     return calibration
 
 
-def load_cameras(conn: psycopg.Connection, ids: list[str]) -> dict[str, Camera]:
-    """The cameras named, for ingest."""
-    rows = conn.execute("SELECT id, ST_X(geom), ST_Y(geom), range_m, active, homography, homography_epsg, "
-                        "frame_size FROM cameras WHERE id = ANY(%s)", [ids]).fetchall()
+# What ingest needs of each camera (named, or all).
+_INGEST_COLUMNS = "id, ST_X(geom), ST_Y(geom), range_m, active, homography, homography_epsg, frame_size"
+CAMERAS_SQL = f"SELECT {_INGEST_COLUMNS} FROM cameras WHERE id = ANY(%s)"
+ALL_CAMERAS_SQL = f"SELECT {_INGEST_COLUMNS} FROM cameras"
+
+
+def cameras_from_rows(rows: list[tuple]) -> dict[str, Camera]:
     cameras = {}
     for cid, lon, lat, range_m, active, matrix, epsg, frame in rows:
         homography = Homography(tuple(matrix), epsg, (frame[0], frame[1])) if matrix else None
         cameras[cid] = Camera(cid, lon, lat, range_m, active, homography)
     return cameras
-

@@ -18,13 +18,14 @@ SPEED_KMH = {"foot": 5.0, "motorcycle": 40.0, "car": 60.0}
 DETOUR = 1.3
 EARTH_RADIUS_M = 6_371_000.0
 
-_BOARD_SQL = """
-WITH latest AS (
-    SELECT DISTINCT ON (team_id) team_id, at, geom FROM team_positions ORDER BY team_id, at DESC
-)
+# Every team, its status, latest ping and grids.
+BOARD_SQL = """
 SELECT t.id, t.name, t.kind, t.status, ST_X(t.base), ST_Y(t.base), l.at, ST_X(l.geom), ST_Y(l.geom),
-       (SELECT coalesce(array_agg(grid_code), '{}') FROM team_grids g WHERE g.team_id = t.id)
-FROM teams t LEFT JOIN latest l ON l.team_id = t.id ORDER BY t.id
+       coalesce(g.grids, '{}')
+FROM teams t
+LEFT JOIN LATERAL (SELECT at, geom FROM team_positions p WHERE p.team_id = t.id ORDER BY at DESC LIMIT 1) l ON true
+LEFT JOIN (SELECT team_id, array_agg(grid_code) AS grids FROM team_grids GROUP BY team_id) g ON g.team_id = t.id
+ORDER BY t.id
 """
 
 
@@ -67,7 +68,7 @@ class TeamBoard:
 
     @classmethod
     def load(cls, conn: psycopg.Connection, now: datetime) -> "TeamBoard":
-        return cls(conn.execute(_BOARD_SQL).fetchall(), now)
+        return cls(conn.execute(BOARD_SQL).fetchall(), now)
 
     def recommend(self, lon: float, lat: float, grid_code: str | None, limit: int = 10
                   ) -> tuple[list[Candidate], str | None]:

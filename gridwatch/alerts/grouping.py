@@ -10,18 +10,28 @@ last-seen time updated, instead of a stream of duplicates.
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import psycopg
-
 JOIN_RADIUS_M = 200.0
+# Degrees that hold 200 m in any direction up to 50° N (a degree of longitude is
+# still 71 km there).
+NEAR_DEG = 0.0035
 OPEN = ("new", "dispatched", "acknowledged", "on_scene")
 
-# Open incidents that alerts of these types, cameras and grids, in this time span, may join.
-_CANDIDATES_SQL = """
+# Open incidents that alerts of these types, cameras and grids, in this time span, may join
+# (call under the type locks).
+CANDIDATES_SQL = """
 SELECT id, type, camera_ids, grid_code, ST_X(geom), ST_Y(geom), first_seen, last_seen, alert_count,
        team_id, team_reason
 FROM incidents
-WHERE status IN ('new', 'dispatched', 'acknowledged', 'on_scene') AND type = ANY(%s)
-  AND last_seen >= %s AND first_seen <= %s AND (camera_ids && %s::text[] OR grid_code = ANY(%s))
+WHERE status IN ('new', 'dispatched', 'acknowledged', 'on_scene') AND camera_ids && %(cameras)s::text[]
+  AND type = ANY(%(types)s) AND last_seen >= %(since)s AND first_seen <= %(until)s
+UNION
+SELECT id, type, camera_ids, grid_code, ST_X(geom), ST_Y(geom), first_seen, last_seen, alert_count,
+       team_id, team_reason
+FROM incidents
+WHERE status IN ('new', 'dispatched', 'acknowledged', 'on_scene') AND grid_code = ANY(%(grids)s)
+  AND type = ANY(%(types)s) AND last_seen >= %(since)s AND first_seen <= %(until)s
+  AND EXISTS (SELECT 1 FROM unnest(%(lons)s::float8[], %(lats)s::float8[]) p(lon, lat)
+              WHERE abs(ST_X(geom) - p.lon) < %(near)s AND abs(ST_Y(geom) - p.lat) < %(near)s)
 """
 
 
@@ -64,23 +74,24 @@ class AlertPoint:
     y: float
 
 
-def load_candidates(conn: psycopg.Connection, points: list[AlertPoint], windows: dict[str, timedelta],
-                    to_metric) -> list[Group]:
-    """Open incidents the points could join (call under the type locks)."""
-    if not points:
-        return []
+def candidates_query(points: list[AlertPoint], windows: dict[str, timedelta]) -> dict:
+    """Parameters of CANDIDATES_SQL: open incidents these points could join."""
     widest = max(windows[p.type] for p in points)
-    rows = conn.execute(_CANDIDATES_SQL, [sorted({p.type for p in points}),
-                                          min(p.occurred_at for p in points) - widest,
-                                          max(p.occurred_at for p in points) + widest,
-                                          sorted({p.camera_id for p in points}),
-                                          sorted({p.grid_code for p in points})]).fetchall()
-    groups = []
-    for iid, typ, cams, grid, lon, lat, first, last, count, team, reason in rows:
-        x, y = to_metric.transform(lon, lat)
-        groups.append(Group(typ, set(cams), grid, lon, lat, x, y, first, last, count, id=iid, team_id=team,
-                            team_reason=reason))
-    return groups
+    # a box of NEAR_DEG around each point prefilters the 200 m rule (checked in metres later)
+    return {"types": sorted({p.type for p in points}), "since": min(p.occurred_at for p in points) - widest,
+            "until": max(p.occurred_at for p in points) + widest, "cameras": sorted({p.camera_id for p in points}),
+            "grids": sorted({p.grid_code for p in points}), "lons": [p.lon for p in points],
+            "lats": [p.lat for p in points], "near": NEAR_DEG}
+
+
+def candidates_from_rows(rows: list[tuple], to_metric) -> list[Group]:
+    if not rows:
+        return []
+    xs, ys = to_metric.transform([r[4] for r in rows], [r[5] for r in rows])
+    return [Group(typ, set(cams), grid, lon, lat, float(x), float(y), first, last, count, id=iid, team_id=team,
+                  team_reason=reason)
+            for (iid, typ, cams, grid, lon, lat, first, last, count, team, reason), x, y in zip(rows, xs, ys,
+                                                                                             strict=True)]
 
 
 def assign(points: list[AlertPoint], candidates: list[Group], windows: dict[str, timedelta]) -> list[Group]:

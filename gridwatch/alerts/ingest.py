@@ -1,11 +1,15 @@
 """From alert to placed, matched, grouped, assigned incident, in one transaction.
 
 The same pipeline serves one alert (POST /alerts, MQTT) and ten thousand (POST
-/alerts/batch): validate everything first (all or nothing), place, find the grid, group
-into incidents under per-type locks, choose teams for new incidents, then write with COPY.
-A repeated (source, event_id) returns the first result and writes nothing.
+/alerts/batch): check everything first (all or nothing), place, find the grid, group
+into incidents under locks, choose teams for new incidents, then write. The
+database is asked in a few pipelined round trips whatever the number of alerts, and the
+alerts are written with COPY. A repeated (source, event_id) returns the first result and
+writes nothing.
 """
 
+import hashlib
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -13,10 +17,11 @@ import numpy as np
 import orjson
 import psycopg
 
-from gridwatch.alerts.cameras import Camera, load_cameras
-from gridwatch.alerts.dispatch import TeamBoard
-from gridwatch.alerts.grouping import AlertPoint, Group, assign, load_candidates
+from gridwatch.alerts.cameras import Camera
+from gridwatch.alerts.dispatch import BOARD_SQL, TeamBoard
+from gridwatch.alerts.grouping import CANDIDATES_SQL, AlertPoint, Group, assign, candidates_from_rows, candidates_query
 from gridwatch.alerts.model import AlertIn
+from gridwatch.alerts.registry import Registry
 from gridwatch.errors import BadInput
 from gridwatch.geo.grid_index import GridIndex
 
@@ -26,18 +31,70 @@ CONTACT_WITHIN = timedelta(hours=1)
 RESOLVE_WITHIN = timedelta(days=3)
 # A homography answer further than this from the camera is not believed.
 PLACE_SLACK_M = 200.0
+# Alert types and their windows change rarely; they are read again after this long.
+TYPES_TTL_S = 60.0
 
+# Grouping locks. Two alerts that could join one incident share their type and either a
+# camera or a grid, so a small ingest locks (type, camera) and (type, grid), in one global
+# order (no deadlocks), under a shared lock on the type; a large batch takes the type's
+# lock exclusively instead (thousands of fine locks would exhaust the lock table).
+_TYPE_LOCK_SHARED_SQL = "SELECT pg_advisory_xact_lock_shared(hashtext('gridwatch.incident.' || %s))"
+_TYPE_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('gridwatch.incident.' || %s))"
+_KEY_LOCKS_SQL = "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::int[]) k ORDER BY k"
+FINE_LOCKS_UP_TO = 200
 _EXISTING_SQL = """
 SELECT a.source, a.event_id, a.id, ST_X(a.geom), ST_Y(a.geom), a.position_method, a.grid_code, a.incident_id,
        a.team_id, a.team_reason, a.boundary_version
 FROM alerts a JOIN unnest(%s::text[], %s::text[]) k(source, event_id)
   ON a.source = k.source AND a.event_id = k.event_id
 """
+# Ids for the alerts and for as many incidents as they could start (unused ones are skipped).
+_IDS_SQL = ("SELECT array(SELECT nextval('alerts_id_seq') FROM generate_series(1, %s)), "
+            "array(SELECT nextval('incidents_id_seq') FROM generate_series(1, %s))")
 _ALERT_COLUMNS = ("id, source, event_id, camera_id, type, score, occurred_at, received_at, updated_at, box, "
                   "frame_size, geom, position_method, grid_code, township_code, county_code, incident_id, team_id, "
                   "team_reason, boundary_version, extra")
-_INCIDENT_COLUMNS = ("id, type, status, grid_code, township_code, county_code, camera_ids, geom, alert_count, "
-                     "first_seen, last_seen, team_id, team_reason, created_at, updated_at, contact_due, resolve_due")
+# New incidents, each with its 'created' (and 'dispatch') event.
+_CREATE_INCIDENTS_SQL = """
+WITH new AS MATERIALIZED (
+    SELECT * FROM unnest(%(id)s::bigint[], %(type)s::text[], %(status)s::text[], %(grid)s::text[],
+                         %(township)s::text[], %(cameras)s::text[], %(lon)s::float8[], %(lat)s::float8[],
+                         %(count)s::int[], %(first)s::timestamptz[], %(last)s::timestamptz[], %(team)s::text[],
+                         %(reason)s::text[]) WITH ORDINALITY
+         AS u(id, type, status, grid_code, township_code, cameras, lon, lat, alert_count, first_seen, last_seen,
+              team_id, team_reason, n)
+), incident AS (
+    INSERT INTO incidents (id, type, status, grid_code, township_code, county_code, camera_ids, geom, alert_count,
+                           first_seen, last_seen, team_id, team_reason, created_at, updated_at, contact_due,
+                           resolve_due)
+    SELECT id, type, status, grid_code, township_code, left(grid_code, 6), string_to_array(cameras, ','),
+           ST_SetSRID(ST_MakePoint(lon, lat), 4326), alert_count, first_seen, last_seen, team_id, team_reason,
+           %(now)s, %(now)s, %(now)s + %(contact)s, %(now)s + %(resolve)s
+    FROM new
+), events AS (
+    INSERT INTO incident_events (incident_id, at, actor, action, from_status, to_status, team_id, note)
+    SELECT id, %(now)s, 'system', action, from_status, to_status, team, note FROM (
+        SELECT id, n, 1 AS k, 'created' AS action, NULL AS from_status, 'new' AS to_status, NULL AS team, NULL AS note
+        FROM new
+        UNION ALL
+        SELECT id, n, 2, 'dispatch', 'new', 'dispatched', team_id, team_reason FROM new WHERE team_id IS NOT NULL
+    ) e ORDER BY n, k
+)
+SELECT count(*) FROM new
+"""
+# A few alerts as one statement (arrays of columns), so they travel in the pipeline.
+_INSERT_ALERTS_SQL = f"""
+INSERT INTO alerts ({_ALERT_COLUMNS})
+SELECT id, source, event_id, camera_id, type, score, occurred_at, %(now)s, %(now)s, box::real[], frame_size::int[],
+       ST_SetSRID(ST_MakePoint(lon, lat), 4326), method, grid, township, left(grid, 6), incident, team, reason,
+       version, extra::jsonb
+FROM unnest(%(id)s::bigint[], %(source)s::text[], %(event)s::text[], %(camera)s::text[], %(type)s::text[],
+            %(score)s::real[], %(occurred)s::timestamptz[], %(box)s::text[], %(frame)s::text[], %(lon)s::float8[],
+            %(lat)s::float8[], %(method)s::text[], %(grid)s::text[], %(township)s::text[], %(incident)s::bigint[],
+            %(team)s::text[], %(reason)s::text[], %(version)s::int[], %(extra)s::text[])
+  AS u(id, source, event_id, camera_id, type, score, occurred_at, box, frame_size, lon, lat, method, grid,
+       township, incident, team, reason, version, extra)
+"""
 _UPDATE_INCIDENTS_SQL = """
 UPDATE incidents i SET alert_count = i.alert_count + u.n, first_seen = least(i.first_seen, u.first_seen),
        last_seen = greatest(i.last_seen, u.last_seen), updated_at = %s,
@@ -46,6 +103,7 @@ FROM unnest(%s::bigint[], %s::int[], %s::timestamptz[], %s::timestamptz[], %s::t
      u(id, n, first_seen, last_seen, cameras)
 WHERE i.id = u.id
 """
+_types_cache: tuple[float, dict[str, timedelta]] = (0.0, {})
 
 
 @dataclass(frozen=True)
@@ -69,20 +127,22 @@ class AlertResult:
 
 
 def ingest(conn: psycopg.Connection, alerts: list[AlertIn], index: GridIndex, now: datetime,
-           check_future: bool = True) -> list[AlertResult]:
+           check_future: bool = True, registry: Registry | None = None) -> list[AlertResult]:
     """Store the alerts (all or nothing) and return one result per alert, in order.
 
     Raises BadInput naming every bad alert: unknown or inactive camera, unknown type,
-    a time in the future. `check_future=False` is for replaying history."""
+    a time in the future. `check_future=False` is for replaying history; `registry`
+    caches cameras and teams between calls (see gridwatch.alerts.registry)."""
     if not alerts:
         return []
+    registry = registry or Registry()
     windows = _windows(conn)
-    cameras = load_cameras(conn, sorted({a.camera_id for a in alerts}))
+    cameras = registry.cameras(conn, sorted({a.camera_id for a in alerts}))
     _check(alerts, cameras, windows, now if check_future else None)
+    placed = _Placed.of(alerts, cameras, index)
     for attempt in range(3):
         try:
-            with conn.transaction():
-                return _ingest(conn, alerts, cameras, windows, index, now)
+            return _ingest(conn, alerts, placed, windows, index, registry, now)
         except psycopg.errors.UniqueViolation:
             # Another request stored one of these (source, event_id) between our read and
             # write: the next round finds it and answers it as a repeat.
@@ -92,7 +152,12 @@ def ingest(conn: psycopg.Connection, alerts: list[AlertIn], index: GridIndex, no
 
 
 def _windows(conn: psycopg.Connection) -> dict[str, timedelta]:
-    return {t: timedelta(seconds=s) for t, s in conn.execute("SELECT type, window_s FROM alert_types")}
+    global _types_cache
+    loaded_at, windows = _types_cache
+    if time.monotonic() - loaded_at > TYPES_TTL_S:
+        windows = {t: timedelta(seconds=s) for t, s in conn.execute("SELECT type, window_s FROM alert_types")}
+        _types_cache = (time.monotonic(), windows)
+    return windows
 
 
 def _check(alerts: list[AlertIn], cameras: dict[str, Camera], windows: dict, now: datetime | None) -> None:
@@ -110,76 +175,156 @@ def _check(alerts: list[AlertIn], cameras: dict[str, Camera], windows: dict, now
                                              f"check the camera's clock"))
     if errors:
         single = len(alerts) == 1
-        items = [{"field": f if single else f"[{i}].{f}", "message": m} for i, f, m in errors]
+        items = [{"field": f if single else f"[{i}].{f}", "message": m, "index": i} for i, f, m in errors]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in items[:5])
         more = f" (and {len(items) - 5} more)" if len(items) > 5 else ""
         raise BadInput(detail + more + ("" if single else "; nothing was stored"), errors=items)
 
 
-def _ingest(conn, alerts, cameras, windows, index: GridIndex, now: datetime) -> list[AlertResult]:
-    # Per-type locks: two alerts that could join one incident share a type, so grouping
-    # never races with itself; different types proceed in parallel.
-    for typ in sorted({a.type for a in alerts}):
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext('gridwatch.incident.' || %s))", [typ])
-    results: list[AlertResult | None] = [None] * len(alerts)
+@dataclass
+class _Placed:
+    """Where each alert is and which grid holds it (computed before any write)."""
+
+    lon: list[float]
+    lat: list[float]
+    method: list[str]
+    grid: list[str | None]
+    township: list[str | None]
+    points: list[AlertPoint | None]  # None outside every grid
+    outside_reason: dict[int, str]
+
+    @classmethod
+    def of(cls, alerts: list[AlertIn], cameras: dict[str, Camera], index: GridIndex) -> "_Placed":
+        lon, lat, method = place(alerts, cameras)
+        rows = index.match(lon, lat)
+        inside = rows >= 0
+        safe = np.maximum(rows, 0)
+        grid = [index.codes[r] if ok else None for r, ok in zip(safe, inside, strict=True)] if len(index) else \
+            [None] * len(alerts)
+        township = [index.township_codes[r] if ok else None for r, ok in zip(safe, inside, strict=True)] \
+            if len(index) else [None] * len(alerts)
+        x, y = index.to_metric.transform(lon, lat) if len(index) else (lon, lat)
+        lons, lats, xs, ys = lon.tolist(), lat.tolist(), np.asarray(x).tolist(), np.asarray(y).tolist()
+        points = [AlertPoint(a.type, a.camera_id, grid[i], a.occurred_at, lons[i], lats[i], xs[i], ys[i])
+                  if inside[i] else None for i, a in enumerate(alerts)]
+        return cls(lons, lats, method, grid, township, points, _outside_reasons(index, lon, lat, inside))
+
+
+def _ingest(conn, alerts: list[AlertIn], placed: _Placed, windows, index: GridIndex, registry: Registry,
+            now: datetime) -> list[AlertResult]:
+    """Two round trips for a few alerts, the commit riding with the second; a large batch
+    writes its alerts by COPY, which cannot travel in a pipeline."""
+    if len(alerts) <= FINE_LOCKS_UP_TO:
+        with conn.pipeline() as pipeline, conn.transaction():
+            results, rows = _group(conn, pipeline, alerts, placed, windows, index, registry, now)
+            if rows:
+                conn.execute(_INSERT_ALERTS_SQL, _alert_columns(rows, now))
+    else:
+        with conn.transaction():
+            with conn.pipeline() as pipeline:
+                results, rows = _group(conn, pipeline, alerts, placed, windows, index, registry, now)
+            if rows:
+                with conn.cursor().copy(f"COPY alerts ({_ALERT_COLUMNS}) FROM STDIN") as copy:
+                    copy.write("".join(_copy_line(values) for values in _alert_rows(rows, now)))
+    return results
+
+
+def _group(conn, pipeline, alerts: list[AlertIn], placed: _Placed, windows, index: GridIndex, registry: Registry,
+           now: datetime) -> tuple[list[AlertResult], list[tuple[AlertIn, AlertResult, str | None]]]:
+    """Lock, find repeats, group, create and update incidents; returns every result and
+    the new alerts still to write."""
     keys = [(a.source, a.event_id) for a in alerts]
-    stored = {(r[0], r[1]): r[2:] for r in conn.execute(_EXISTING_SQL, [[k[0] for k in keys], [k[1] for k in keys]])}
+    points = [p for p in placed.points if p is not None]
+    board_rows = registry.board_rows()
+    # Round trip 1: the grouping locks, the alerts already stored, the open incidents
+    # these alerts may join, the teams (unless cached), ids for what may be written.
+    if points:
+        _lock(conn, points)
+    existing_cur = conn.execute(_EXISTING_SQL, [[k[0] for k in keys], [k[1] for k in keys]])
+    candidates_cur = conn.execute(CANDIDATES_SQL, candidates_query(points, windows)) if points else None
+    board_cur = conn.execute(BOARD_SQL) if points and board_rows is None else None
+    ids_cur = conn.execute(_IDS_SQL, [len(alerts), len(points)])
+    pipeline.sync()
+    stored = {(r[0], r[1]): r[2:] for r in existing_cur.fetchall()}
+    alert_ids, incident_ids = ids_cur.fetchone()
+    results: list[AlertResult | None] = [None] * len(alerts)
     first_of: dict[tuple[str, str], int] = {}
     fresh = []
     for i, key in enumerate(keys):
         if key in stored:
             results[i] = AlertResult(*stored[key], repeat=True)
-        elif key in first_of:
-            continue  # answered below, as a repeat of the first in this batch
-        else:
+        elif key not in first_of:
             first_of[key] = i
             fresh.append(i)
-    if fresh:
-        new = [alerts[i] for i in fresh]
-        for i, result in zip(fresh, _store(conn, new, cameras, windows, index, now), strict=True):
-            results[i] = result
-    for i, key in enumerate(keys):
-        if results[i] is None:
-            first = results[first_of[key]]
-            results[i] = replace(first, repeat=True)
-    return results
-
-
-def _store(conn, alerts: list[AlertIn], cameras, windows, index: GridIndex, now: datetime) -> list[AlertResult]:
-    lon, lat, method = place(alerts, cameras)
-    rows = index.match(lon, lat)
-    inside = rows >= 0
-    grid = np.where(inside, index.codes[np.maximum(rows, 0)] if len(index) else None, None)
-    township = np.where(inside, index.township_codes[np.maximum(rows, 0)] if len(index) else None, None)
-    x, y = (index.to_metric.transform(lon, lat) if len(index) else (lon, lat))
-    lons, lats, xs, ys = lon.tolist(), lat.tolist(), np.asarray(x).tolist(), np.asarray(y).tolist()
-    points = [AlertPoint(a.type, a.camera_id, grid[i], a.occurred_at, lons[i], lats[i], xs[i], ys[i])
-              for i, a in enumerate(alerts) if inside[i]]
-    placed = np.flatnonzero(inside)
-    groups = assign(points, load_candidates(conn, points, windows, index.to_metric), windows) if points else []
-    group_of: dict[int, Group] = {int(placed[k]): g for k, g in enumerate(groups)}
-    new_groups = list({id(g): g for g in groups if g.id is None}.values())
-    if new_groups:
-        _create_incidents(conn, new_groups, index, now)
-    _update_incidents(conn, [g for g in {id(g): g for g in groups}.values() if g.joined], now)
-
-    outside_reason = _outside_reasons(index, lon, lat, inside)
-    ids = [r[0] for r in conn.execute("SELECT nextval('alerts_id_seq') FROM generate_series(1, %s)", [len(alerts)])]
-    results = []
-    lines = []
-    for i, a in enumerate(alerts):
+    group_of: dict[int, Group] = {}
+    fresh_points = [placed.points[i] for i in fresh if placed.points[i] is not None]
+    if fresh_points:
+        groups = assign(fresh_points, candidates_from_rows(candidates_cur.fetchall(), index.to_metric), windows)
+        group_of = dict(zip((i for i in fresh if placed.points[i] is not None), groups, strict=True))
+        board = registry.board(board_rows if board_rows is not None else board_cur.fetchall(), now)
+        unique = list({id(g): g for g in groups}.values())
+        new = [g for g in unique if g.id is None]
+        for g, iid in zip(new, incident_ids, strict=False):
+            g.id = iid
+        # Round trip 2: new incidents with their team and events, joined incidents.
+        if new:
+            _create_incidents(conn, new, index, board, now)
+        joined = [g for g in unique if g.joined]
+        if joined:
+            conn.execute(_UPDATE_INCIDENTS_SQL, [now, [g.id for g in joined], [g.joined for g in joined],
+                                                 [g.first_seen for g in joined], [g.last_seen for g in joined],
+                                                 [",".join(sorted(g.new_cameras)) for g in joined]])
+    rows = []
+    for i in fresh:
         g = group_of.get(i)
-        team_id, reason = (g.team_id, g.team_reason) if g else (None, outside_reason.get(i))
-        results.append(AlertResult(ids[i], lons[i], lats[i], method[i], grid[i], g.id if g else None,
-                                   team_id, reason, index.version))
-        lines.append(_copy_line((ids[i], a.source, a.event_id, a.camera_id, a.type, a.score, a.occurred_at, now, now,
-                                 _array(a.box), _array(a.frame_size), f"SRID=4326;POINT({lons[i]!r} {lats[i]!r})",
-                                 method[i], grid[i], township[i], grid[i][:6] if grid[i] else None,
-                                 g.id if g else None, team_id, reason, index.version,
-                                 orjson.dumps(a.extra).decode() if a.extra else None)))
-    with conn.cursor().copy(f"COPY alerts ({_ALERT_COLUMNS}) FROM STDIN") as copy:
-        copy.write("".join(lines))
-    return results
+        team_id, reason = (g.team_id, g.team_reason) if g else (None, placed.outside_reason.get(i))
+        results[i] = AlertResult(alert_ids[i], placed.lon[i], placed.lat[i], placed.method[i], placed.grid[i],
+                                 g.id if g else None, team_id, reason, index.version)
+        rows.append((alerts[i], results[i], placed.township[i]))
+    for i, key in enumerate(keys):
+        if results[i] is None:  # the same event twice in one batch: a repeat of the first
+            results[i] = replace(results[first_of[key]], repeat=True)
+    return results, rows
+
+
+def _lock(conn, points: list[AlertPoint]) -> None:
+    """Send the grouping locks (see FINE_LOCKS_UP_TO) into the current pipeline."""
+    types = sorted({p.type for p in points})
+    if len(points) > FINE_LOCKS_UP_TO:
+        for typ in types:
+            conn.execute(_TYPE_LOCK_SQL, [typ])
+        return
+    for typ in types:
+        conn.execute(_TYPE_LOCK_SHARED_SQL, [typ])
+    names = {f"{p.type}/camera/{p.camera_id}" for p in points} | {f"{p.type}/grid/{p.grid_code}" for p in points}
+    conn.execute(_KEY_LOCKS_SQL, [sorted(_hash32(n) for n in names)])
+
+
+def _hash32(name: str) -> int:
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=4).digest(), "big", signed=True)
+
+
+def _alert_columns(rows: list[tuple[AlertIn, AlertResult, str | None]], now: datetime) -> dict:
+    """Parameters of _INSERT_ALERTS_SQL."""
+    return {"now": now, "id": [r.alert_id for _, r, _ in rows], "source": [a.source for a, _, _ in rows],
+            "event": [a.event_id for a, _, _ in rows], "camera": [a.camera_id for a, _, _ in rows],
+            "type": [a.type for a, _, _ in rows], "score": [a.score for a, _, _ in rows],
+            "occurred": [a.occurred_at for a, _, _ in rows], "box": [_array(a.box) for a, _, _ in rows],
+            "frame": [_array(a.frame_size) for a, _, _ in rows], "lon": [r.lon for _, r, _ in rows],
+            "lat": [r.lat for _, r, _ in rows], "method": [r.position_method for _, r, _ in rows],
+            "grid": [r.grid_code for _, r, _ in rows], "township": [t for _, _, t in rows],
+            "incident": [r.incident_id for _, r, _ in rows], "team": [r.team_id for _, r, _ in rows],
+            "reason": [r.team_reason for _, r, _ in rows], "version": [r.boundary_version for _, r, _ in rows],
+            "extra": [orjson.dumps(a.extra).decode() if a.extra else None for a, _, _ in rows]}
+
+
+def _alert_rows(rows: list[tuple[AlertIn, AlertResult, str | None]], now: datetime):
+    """Rows for COPY alerts, in _ALERT_COLUMNS order."""
+    for a, r, township in rows:
+        yield (r.alert_id, a.source, a.event_id, a.camera_id, a.type, a.score, a.occurred_at, now, now,
+               _array(a.box), _array(a.frame_size), f"SRID=4326;POINT({r.lon!r} {r.lat!r})", r.position_method,
+               r.grid_code, township, r.grid_code[:6] if r.grid_code else None, r.incident_id, r.team_id,
+               r.team_reason, r.boundary_version, orjson.dumps(a.extra).decode() if a.extra else None)
 
 
 def place(alerts: list[AlertIn], cameras: dict[str, Camera]) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -225,39 +370,21 @@ def _outside_reasons(index: GridIndex, lon, lat, inside) -> dict[int, str]:
                     f"in the unassigned queue" for i, r, m in zip(outside, rows, meters, strict=True)}
 
 
-def _create_incidents(conn, groups: list[Group], index: GridIndex, now: datetime) -> None:
-    """Insert new incidents with their team (the dispatcher may change it) and events."""
-    board = TeamBoard.load(conn, now)
-    ids = [r[0] for r in conn.execute("SELECT nextval('incidents_id_seq') FROM generate_series(1, %s)",
-                                      [len(groups)])]
-    incident_lines, event_lines = [], []
-    for g, iid in zip(groups, ids, strict=True):
-        g.id = iid
+def _create_incidents(conn, groups: list[Group], index: GridIndex, board: TeamBoard, now: datetime) -> None:
+    """Send the insert of new incidents (ids already given), each with its team (the
+    dispatcher may change it) and its events."""
+    for g in groups:
         best = board.best(g.lon, g.lat, g.grid_code)
         g.team_id, g.team_reason = (best.team_id, best.reason) if best else (None, board.none_reason())
-        status = "dispatched" if g.team_id else "new"
-        township = index.township_codes[index.row_of[g.grid_code]]
-        incident_lines.append(_copy_line((iid, g.type, status, g.grid_code, township, g.grid_code[:6],
-                                          _array(sorted(g.cameras)),
-                                          f"SRID=4326;POINT({g.lon!r} {g.lat!r})", g.count, g.first_seen,
-                                          g.last_seen, g.team_id, g.team_reason, now, now, now + CONTACT_WITHIN,
-                                          now + RESOLVE_WITHIN)))
-        event_lines.append(_copy_line((iid, now, "system", "created", None, "new", None, None)))
-        if g.team_id:
-            event_lines.append(_copy_line((iid, now, "system", "dispatch", "new", "dispatched", g.team_id,
-                                           g.team_reason)))
-    with conn.cursor().copy(f"COPY incidents ({_INCIDENT_COLUMNS}) FROM STDIN") as copy:
-        copy.write("".join(incident_lines))
-    with conn.cursor().copy("COPY incident_events (incident_id, at, actor, action, from_status, to_status, "
-                            "team_id, note) FROM STDIN") as copy:
-        copy.write("".join(event_lines))
-
-
-def _update_incidents(conn, groups: list[Group], now: datetime) -> None:
-    if groups:
-        conn.execute(_UPDATE_INCIDENTS_SQL, [now, [g.id for g in groups], [g.joined for g in groups],
-                                             [g.first_seen for g in groups], [g.last_seen for g in groups],
-                                             [",".join(sorted(g.new_cameras)) for g in groups]])
+    conn.execute(_CREATE_INCIDENTS_SQL, {
+        "id": [g.id for g in groups], "type": [g.type for g in groups],
+        "status": ["dispatched" if g.team_id else "new" for g in groups], "grid": [g.grid_code for g in groups],
+        "township": [index.township_codes[index.row_of[g.grid_code]] for g in groups],
+        "cameras": [",".join(sorted(g.cameras)) for g in groups], "lon": [g.lon for g in groups],
+        "lat": [g.lat for g in groups], "count": [g.count for g in groups],
+        "first": [g.first_seen for g in groups], "last": [g.last_seen for g in groups],
+        "team": [g.team_id for g in groups], "reason": [g.team_reason for g in groups],
+        "now": now, "contact": CONTACT_WITHIN, "resolve": RESOLVE_WITHIN})
 
 
 def _array(values) -> str | None:

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from gridwatch.alerts.ingest import ingest
 from gridwatch.alerts.model import AlertIn
+from gridwatch.alerts.registry import Registry
 from gridwatch.errors import BadInput
 from gridwatch.geo.grid_index import LiveIndex
 
@@ -102,11 +103,12 @@ def update_alert(conn: psycopg.Connection, alert: AlertIn, ended_at: datetime | 
 class Listener:
     """Subscribes to Frigate's events and feeds the pipeline until stopped."""
 
-    def __init__(self, host: str, port: int, topic: str, db_url: str, index: LiveIndex,
+    def __init__(self, host: str, port: int, topic: str, db_url: str, index: LiveIndex, registry: Registry,
                  client_id: str | None = None) -> None:
         self.host, self.port, self.topic = host, port, topic
         self.db_url = db_url
         self.index = index
+        self.registry = registry
         self.conn: psycopg.Connection | None = None
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or
                                   f"gridwatch-{socket.gethostname()}", clean_session=False)
@@ -144,7 +146,7 @@ class Listener:
             if kind != "new" and update_alert(conn, alert, ended, ended or datetime.now(UTC)):
                 log.info("frigate %s %s: updated", kind, alert.event_id)
                 return
-            [result] = ingest(conn, [alert], self.index.index, datetime.now(UTC))
+            [result] = ingest(conn, [alert], self.index.index, datetime.now(UTC), registry=self.registry)
             if ended:
                 update_alert(conn, alert, ended, ended)
             log.info("frigate %s %s: alert %s, incident %s", kind, alert.event_id, result.alert_id,

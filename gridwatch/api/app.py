@@ -12,13 +12,15 @@ from starlette.concurrency import run_in_threadpool
 
 from gridwatch import __version__
 from gridwatch.alerts.deadlines import check_deadlines
+from gridwatch.alerts.registry import Registry
 from gridwatch.api import errors
 from gridwatch.api.auth import AuditLog, KeyStore
+from gridwatch.api.ingest_queue import IngestQueue
 from gridwatch.api.live import LiveFeed
 from gridwatch.api.routers import admin, alerts, cameras, grids, health, incidents, patrols
 from gridwatch.config import ApiSettings, DatabaseSettings, api_settings, database_settings
 from gridwatch.db import database_url, open_pool
-from gridwatch.geo.boundaries import CHANNEL
+from gridwatch.db.changes import Changes
 from gridwatch.geo.grid_index import LiveIndex
 
 log = logging.getLogger("gridwatch")
@@ -118,10 +120,14 @@ def create_app(db: DatabaseSettings | None = None, api: ApiSettings | None = Non
         app.state.keys = KeyStore(app.state.pool)
         app.state.audit = AuditLog(app.state.pool)
         app.state.audit.start()
-        app.state.grid_index = LiveIndex(url, poll_s=api.boundary_poll_s, channel=CHANNEL)
-        app.state.grid_index.start()
+        changes = Changes(url, poll_s=api.boundary_poll_s)
+        app.state.grid_index = LiveIndex(changes)
+        app.state.registry = Registry.cached(changes)
+        changes.start()
         app.state.live = LiveFeed(url)
         app.state.live.start()
+        app.state.ingest_queue = IngestQueue(app.state.pool, app.state.grid_index, app.state.registry)
+        app.state.ingest_queue.start()
         deadline_task = asyncio.create_task(_watch_deadlines(app, api.deadline_check_s), name="deadlines")
         # Everything loaded so far lives as long as the process: keep the collector from
         # walking it again, which otherwise shows as 10+ ms pauses in the tail latency.
@@ -131,8 +137,9 @@ def create_app(db: DatabaseSettings | None = None, api: ApiSettings | None = Non
             yield
         finally:
             deadline_task.cancel()
+            await app.state.ingest_queue.stop()
             await app.state.live.stop()
-            app.state.grid_index.stop()
+            changes.stop()
             app.state.audit.stop()
             app.state.pool.close()
 

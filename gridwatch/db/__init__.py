@@ -41,7 +41,6 @@ def open_pool(url: str | None = None, settings: DatabaseSettings | None = None) 
         kwargs={"options": _options(settings)},
         timeout=5.0,
         open=False,
-        check=ConnectionPool.check_connection,
     )
     pool.open(wait=False)
     return pool

@@ -12,10 +12,9 @@ import shapely
 from gridwatch.errors import NotFound
 from gridwatch.geo.boundary_checks import CheckResult, Existing, Problem, Unit, check
 from gridwatch.geo.boundary_files import LEVELS, read_boundaries
+from gridwatch.geo.grid_index import CHANNEL
 
 TABLES = {"township": "townships", "village": "villages", "grid": "grids"}
-# The notification channel that tells every process the boundary version changed.
-CHANNEL = "boundaries"
 
 # The stored units, for the levels an import keeps: code, parent code, kind, name, WKB.
 _EXISTING_SQL = {

@@ -19,6 +19,7 @@ import numpy as np
 import psycopg
 import shapely
 
+from gridwatch.db.changes import Changes
 from gridwatch.errors import Unavailable
 from gridwatch.geo.crs import WGS84, lonlat_to_metric, to_metric, transformer, utm_epsg
 
@@ -32,6 +33,8 @@ _MIXED = -2
 
 # The current grids, lowest code first (index order is the border rule), with the
 # version read in the same statement so they agree.
+# Imports NOTIFY this channel (gridwatch.geo.boundaries).
+CHANNEL = "boundaries"
 _LOAD_SQL = ("SELECT code, name, village_code, township_code, ST_AsBinary(geom), boundary_version() "
              "FROM grids ORDER BY code")
 
@@ -167,16 +170,17 @@ class GridIndex:
 
 class LiveIndex:
     """The current `GridIndex` of a process, reloaded when the boundary version changes:
-    at once on the import's NOTIFY, and by polling in case a notification was missed."""
+    at once on the import's NOTIFY, and on every poll of `Changes` in case one was missed."""
 
-    def __init__(self, url: str, poll_s: float = 5.0, channel: str = "boundaries") -> None:
-        self.url = url
-        self.poll_s = poll_s
-        self.channel = channel
+    def __init__(self, changes: Changes) -> None:
         self._index: GridIndex | None = None
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        changes.subscribe(CHANNEL, self.refresh)
+        try:
+            with psycopg.connect(changes.url, connect_timeout=5) as conn:
+                self.refresh(conn)
+        except psycopg.Error as exc:
+            log.warning("grid index not loaded at start-up: %s", exc)
 
     @property
     def index(self) -> GridIndex:
@@ -200,33 +204,3 @@ class LiveIndex:
             self._index = index
         log.info("grid index: boundary version %s, %s grids", index.version, len(index))
         return True
-
-    def start(self) -> None:
-        """Load now if the database answers, then watch for new versions in a thread."""
-        try:
-            with psycopg.connect(self.url, connect_timeout=5) as conn:
-                self.refresh(conn)
-        except psycopg.Error as exc:
-            log.warning("grid index not loaded at start-up: %s", exc)
-        self._thread = threading.Thread(target=self._watch, name="grid-index", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def _watch(self) -> None:
-        backoff = 0.5
-        while not self._stop.is_set():
-            try:
-                with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
-                    conn.execute(f"LISTEN {self.channel}")
-                    self.refresh(conn)
-                    backoff = 0.5
-                    while not self._stop.is_set():
-                        for _note in conn.notifies(timeout=self.poll_s, stop_after=1):
-                            pass
-                        self.refresh(conn)
-            except psycopg.Error as exc:
-                log.warning("grid index watcher: %s; retrying in %.1f s", exc, backoff)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)

@@ -30,8 +30,9 @@ def _json(body, status: int) -> Response:
 
 @router.post("/alerts", summary="One alert → placed, matched, grouped, assigned (201; 200 for a repeat)",
              dependencies=[Depends(require("operator", ingest=True))])
-def post_alert(alert: AlertIn, request: Request, conn: Conn) -> Response:
-    [result] = ingest(conn, [alert], request.app.state.grid_index.index, datetime.now(UTC))
+async def post_alert(alert: AlertIn, request: Request) -> Response:
+    """Answered once the alert is committed (alerts arriving together share the commit)."""
+    result = await request.app.state.ingest_queue.submit(alert)
     return _json(result.as_dict(), 200 if result.repeat else 201)
 
 
@@ -65,7 +66,8 @@ def _batch_ingest(request: Request, body: bytes) -> Response:
                        + (f" (and {len(errors) - 5} more)" if len(errors) > 5 else "")
                        + "; nothing was stored", errors=errors) from None
     with request.app.state.pool.connection() as conn:
-        results = ingest(conn, alerts, request.app.state.grid_index.index, datetime.now(UTC))
+        results = ingest(conn, alerts, request.app.state.grid_index.index, datetime.now(UTC),
+                         registry=request.app.state.registry)
     repeated = sum(r.repeat for r in results)
     return _json({"count": len(results), "created": len(results) - repeated, "repeated": repeated,
                   "results": [r.as_dict() for r in results]}, 200 if repeated == len(results) else 201)

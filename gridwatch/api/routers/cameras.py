@@ -5,7 +5,7 @@ from typing import Annotated
 import numpy as np
 import orjson
 import psycopg
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
@@ -69,31 +69,35 @@ def get_camera(camera_id: str, conn: Conn) -> Response:
 
 
 @router.post("/cameras", status_code=201, dependencies=[Depends(require("admin"))], response_class=Response)
-def create_camera(camera: CameraIn, conn: Conn) -> Response:
+def create_camera(camera: CameraIn, conn: Conn, request: Request) -> Response:
     cameras.create_camera(conn, camera.model_dump())
+    request.app.state.registry.forget_cameras()
     return Response(cameras.camera_feature(conn, camera.id), status_code=201, media_type=GEOJSON)
 
 
 @router.patch("/cameras/{camera_id}", dependencies=[Depends(require("admin"))], response_class=Response)
-def update_camera(camera_id: str, changes: CameraPatch, conn: Conn) -> Response:
+def update_camera(camera_id: str, changes: CameraPatch, conn: Conn, request: Request) -> Response:
     """Moving or turning a calibrated camera drops its calibration."""
     cameras.update_camera(conn, camera_id, changes.model_dump(exclude_none=True))
+    request.app.state.registry.forget_cameras()
     return Response(cameras.camera_feature(conn, camera_id), media_type=GEOJSON)
 
 
 @router.delete("/cameras/{camera_id}", dependencies=[Depends(require("admin"))], response_class=Response,
                summary="Deactivate a camera (its alerts keep pointing at it, so it is never deleted)")
-def deactivate_camera(camera_id: str, conn: Conn) -> Response:
+def deactivate_camera(camera_id: str, conn: Conn, request: Request) -> Response:
     cameras.update_camera(conn, camera_id, {"active": False})
+    request.app.state.registry.forget_cameras()
     return Response(cameras.camera_feature(conn, camera_id), media_type=GEOJSON)
 
 
 @router.put("/cameras/{camera_id}/calibration", dependencies=[Depends(require("admin"))],
             summary="Fit the image → ground homography from ≥ 4 pixel ↔ lon/lat pairs")
-def calibrate(camera_id: str, body: CalibrationIn, conn: Conn) -> Response:
+def calibrate(camera_id: str, body: CalibrationIn, conn: Conn, request: Request) -> Response:
     pixels = np.array([p.pixel for p in body.points], dtype=float).reshape(-1, 2)
     lonlat = np.array([(p.lon, p.lat) for p in body.points], dtype=float).reshape(-1, 2)
     result = cameras.calibrate_camera(conn, camera_id, body.frame_size, pixels, lonlat)
+    request.app.state.registry.forget_cameras()
     return Response(orjson.dumps({"camera_id": camera_id, "frame_size": list(body.frame_size),
                                   "error_m": result.error_m, "point_errors_m": result.point_errors_m,
                                   "inliers": result.inliers, "epsg": result.homography.epsg}),

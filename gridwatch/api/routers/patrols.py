@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 import orjson
 import psycopg
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AwareDatetime, BaseModel, Field
 from starlette.responses import Response
 
@@ -97,16 +97,19 @@ def get_team(team_id: str, conn: Conn) -> Response:
 
 
 @router.post("/patrols", status_code=201, dependencies=[Depends(require("admin"))])
-def create_team(team: TeamIn, conn: Conn) -> Response:
+def create_team(team: TeamIn, conn: Conn, request: Request) -> Response:
     patrols.create_team(conn, team.model_dump())
+    request.app.state.registry.forget_teams()
     return Response(orjson.dumps(patrols.team_feature(conn, team.id, _now())), status_code=201,
                     media_type="application/geo+json")
 
 
 @router.patch("/patrols/{team_id}", summary="Change a team (status: available, busy, off_duty)",
               dependencies=[Depends(require("dispatcher"))])
-def update_team(team_id: str, changes: TeamPatch, conn: Conn) -> Response:
+def update_team(team_id: str, changes: TeamPatch, conn: Conn, request: Request) -> Response:
     patrols.update_team(conn, team_id, changes.model_dump(exclude_none=True))
+    # this worker at once; the others when the database tells them
+    request.app.state.registry.forget_teams()
     return Response(orjson.dumps(patrols.team_feature(conn, team_id, _now())), media_type="application/geo+json")
 
 

@@ -122,8 +122,11 @@ CREATE TABLE incidents (
     -- 0 grid, 1 township, 2 county
     escalation_level smallint NOT NULL DEFAULT 0 CHECK (escalation_level BETWEEN 0 AND 2)
 );
-CREATE INDEX incidents_open_idx ON incidents (type, last_seen) WHERE status IN ('new', 'dispatched', 'acknowledged',
-                                                                               'on_scene');
+-- Grouping looks for open incidents by camera and by grid.
+CREATE INDEX incidents_open_cameras_idx ON incidents USING gin (camera_ids) WITH (fastupdate = off)
+    WHERE status IN ('new', 'dispatched', 'acknowledged', 'on_scene');
+CREATE INDEX incidents_open_grid_idx ON incidents (grid_code, type, last_seen)
+    WHERE status IN ('new', 'dispatched', 'acknowledged', 'on_scene');
 CREATE INDEX incidents_grid_idx ON incidents (grid_code, first_seen);
 CREATE INDEX incidents_township_idx ON incidents (township_code, first_seen);
 CREATE INDEX incidents_first_seen_idx ON incidents (first_seen);
@@ -197,3 +200,17 @@ END $$;
 
 CREATE TRIGGER incidents_notify AFTER INSERT OR UPDATE ON incidents
     FOR EACH ROW EXECUTE FUNCTION notify_incident();
+
+-- Processes cache cameras and teams (gridwatch.db.changes): say when they change.
+CREATE FUNCTION notify_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify(TG_ARGV[0], TG_TABLE_NAME);
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER cameras_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON cameras
+    FOR EACH STATEMENT EXECUTE FUNCTION notify_change('cameras');
+CREATE TRIGGER teams_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON teams
+    FOR EACH STATEMENT EXECUTE FUNCTION notify_change('teams');
+CREATE TRIGGER team_grids_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON team_grids
+    FOR EACH STATEMENT EXECUTE FUNCTION notify_change('teams');

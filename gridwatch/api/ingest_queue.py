@@ -1,0 +1,107 @@
+"""Group commit for single alerts: alerts that arrive at one worker within a couple of
+milliseconds of each other are stored in one transaction, and each request is answered
+after that commit. A thousand cameras posting one alert each cost a few transactions, not
+a thousand; each answer still comes only once its alert is durable.
+"""
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+from psycopg_pool import ConnectionPool
+from starlette.concurrency import run_in_threadpool
+
+from gridwatch.alerts.ingest import AlertResult, ingest
+from gridwatch.alerts.model import AlertIn
+from gridwatch.alerts.registry import Registry
+from gridwatch.errors import BadInput
+from gridwatch.geo.grid_index import LiveIndex
+
+log = logging.getLogger(__name__)
+MAX_BATCH = 500
+# How long the first alert of a batch waits for company.
+LINGER_S = 0.002
+# Batches stored at once per worker: the next one need not wait for the last commit.
+CONCURRENT_BATCHES = 4
+
+
+class IngestQueue:
+    def __init__(self, pool: ConnectionPool, index: LiveIndex, registry: Registry) -> None:
+        self.pool = pool
+        self.index = index
+        self.registry = registry
+        self.queue: asyncio.Queue[tuple[AlertIn, asyncio.Future]] = asyncio.Queue()
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="ingest-queue")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+
+    async def submit(self, alert: AlertIn) -> AlertResult:
+        """Store one alert (with whatever else arrived meanwhile) and return its result;
+        raises BadInput for this alert alone."""
+        future = asyncio.get_running_loop().create_future()
+        await self.queue.put((alert, future))
+        return await future
+
+    async def _run(self) -> None:
+        slots = asyncio.Semaphore(CONCURRENT_BATCHES)
+        tasks: set[asyncio.Task] = set()
+        while True:
+            items = [await self.queue.get()]
+            await asyncio.sleep(LINGER_S)
+            await slots.acquire()
+            while len(items) < MAX_BATCH and not self.queue.empty():
+                items.append(self.queue.get_nowait())
+            task = asyncio.create_task(self._batch([(a, f) for a, f in items if not f.cancelled()], slots))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+    async def _batch(self, pending: list[tuple[AlertIn, asyncio.Future]], slots: asyncio.Semaphore) -> None:
+        try:
+            results = await run_in_threadpool(self._store, [a for a, _ in pending], [f for _, f in pending])
+            for (_, future), result in zip(pending, results, strict=True):
+                if result is not None and not future.done():
+                    future.set_result(result)
+        except Exception as exc:  # the database is down, say: every waiting request hears it
+            for _, future in pending:
+                if not future.done():
+                    future.set_exception(exc)
+        finally:
+            slots.release()
+
+    def _store(self, alerts: list[AlertIn], futures: list[asyncio.Future]) -> list[AlertResult | None]:
+        """Ingest the batch; an alert the pipeline refuses is answered alone, the rest stored."""
+        if not alerts:
+            return []
+        loop = futures[0].get_loop()
+        results: list[AlertResult | None] = [None] * len(alerts)
+        todo = list(range(len(alerts)))
+        while todo:
+            try:
+                with self.pool.connection() as conn:
+                    stored = ingest(conn, [alerts[i] for i in todo], self.index.index, datetime.now(UTC),
+                                    registry=self.registry)
+            except BadInput as exc:
+                bad = {todo[e["index"]] for e in exc.extra.get("errors", []) if "index" in e}
+                if not bad:
+                    raise
+                for i in bad:
+                    mine = [e for e in exc.extra["errors"] if todo[e["index"]] == i]
+                    items = [{"field": e["field"].split(".", 1)[-1], "message": e["message"]} for e in mine]
+                    error = BadInput("; ".join(f"{e['field']}: {e['message']}" for e in items), errors=items)
+                    loop.call_soon_threadsafe(_fail, futures[i], error)
+                todo = [i for i in todo if i not in bad]
+                continue
+            for i, result in zip(todo, stored, strict=True):
+                results[i] = result
+            break
+        return results
+
+
+def _fail(future: asyncio.Future, error: Exception) -> None:
+    if not future.done():
+        future.set_exception(error)
