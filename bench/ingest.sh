@@ -20,7 +20,7 @@ $BIN/gridwatch serve --port "$PORT" --workers 2 >/dev/null 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.2; done
-export THREADS=2
+export THREADS=2 RUN_SECONDS=$SECONDS_PER_RUN
 wrk -t$THREADS -c32 -d"${SECONDS_PER_RUN}s" --latency -s bench/ingest.lua "http://127.0.0.1:$PORT" > bench/results/ingest.tmp
 STORED=$(psql "$($BIN/gridwatch db url)" -Atc "SELECT count(*) FROM alerts WHERE source = 'bench-$RUN_ID'")
 $BIN/python bench/ingest_report.py bench/results/ingest.tmp "$STORED" "$RATE" "$SECONDS_PER_RUN"

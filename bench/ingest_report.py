@@ -14,7 +14,7 @@ def main() -> None:
     figures = parse(sys.argv[1])
     acked = int(re.search(r"ACKED (\d+)", text)[1])
     failed = int(re.search(r"FAILED (\d+)", text)[1])
-    achieved = acked / seconds
+    achieved = acked / (seconds - 1)  # the last second only drains
     print(f"asked {rate:.0f}/s for {seconds:.0f} s: achieved {achieved:.0f} alerts/s, p99 {figures['p99_ms']:.2f} ms, "
           f"{failed} errors" + (f", socket errors: {figures['socket_errors']}" if figures["socket_errors"] else ""))
     print(f"acknowledged {acked}, stored {stored}: {'equal' if acked == stored else 'DIFFERENT'} "

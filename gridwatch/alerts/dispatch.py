@@ -77,24 +77,53 @@ class TeamBoard:
         available = np.flatnonzero(self.status == "available")
         if not len(available):
             return [], self.none_reason()
-        distance = _haversine_m(lon, lat, self.lon[available], self.lat[available]) * DETOUR
-        eta = distance / self.speed_mpm[available]
-        responsible = self.responsible_for.get(grid_code, set())
-        is_responsible = np.array([i in responsible for i in available])
-        order = np.lexsort((eta, ~is_responsible))[:limit]
-        candidates = [Candidate(self.ids[i], self.names[i], self.kinds[i], bool(is_responsible[k]),
-                                float(distance[k]), float(eta[k]), "gps" if self.fresh[i] else "base",
-                                self._reason(i, bool(is_responsible[k]), grid_code, distance[k], eta[k]))
-                      for k, i in ((int(k), int(available[k])) for k in order)]
-        if responsible and not candidates[0].responsible:
-            others = ", ".join(sorted(f"{self.ids[i]} is {self.status[i].replace('_', ' ')}" for i in responsible))
-            candidates[0] = replace(candidates[0], reason=f"{candidates[0].reason}; the responsible team cannot go "
-                                                          f"({others})")
+        distance, eta, responsible = self._measure(np.array([lon]), np.array([lat]), [grid_code], available)
+        order = np.lexsort((eta[0], ~responsible[0]))[:limit]
+        candidates = [self._candidate(int(available[k]), bool(responsible[0, k]), grid_code, distance[0, k],
+                                      eta[0, k]) for k in order]
+        candidates[0] = self._note_responsible(candidates[0], grid_code)
         return candidates, None
 
     def best(self, lon: float, lat: float, grid_code: str | None) -> Candidate | None:
-        candidates, _ = self.recommend(lon, lat, grid_code, limit=1)
-        return candidates[0] if candidates else None
+        return self.best_many([lon], [lat], [grid_code])[0]
+
+    def best_many(self, lons: list[float], lats: list[float], grids: list[str | None]) -> list[Candidate | None]:
+        """The first recommendation for each of many places at once (a batch's new incidents)."""
+        available = np.flatnonzero(self.status == "available")
+        if not len(available):
+            return [None] * len(lons)
+        distance, eta, responsible = self._measure(np.asarray(lons, float), np.asarray(lats, float), grids,
+                                                   available)
+        # responsible teams first: push the others back by more than any ETA
+        pick = np.argmin(eta + np.where(responsible, 0.0, 1e12), axis=1)
+        rows = np.arange(len(lons))
+        return [self._note_responsible(self._candidate(int(available[k]), bool(responsible[r, k]), grid,
+                                                       distance[r, k], eta[r, k]), grid)
+                for r, k, grid in zip(rows, pick, grids, strict=True)]
+
+    def _measure(self, lons: np.ndarray, lats: np.ndarray, grids: list[str | None], available: np.ndarray):
+        """Distance (m), ETA (min) and responsibility of each available team for each place."""
+        distance = _haversine_m(lons[:, None], lats[:, None], self.lon[available][None, :],
+                                self.lat[available][None, :]) * DETOUR
+        eta = distance / self.speed_mpm[available][None, :]
+        masks: dict[str | None, np.ndarray] = {}
+        for grid in set(grids):
+            teams = self.responsible_for.get(grid, set())
+            masks[grid] = np.array([i in teams for i in available], dtype=bool)
+        responsible = np.vstack([masks[g] for g in grids]) if grids else np.zeros((0, len(available)), bool)
+        return distance, eta, responsible
+
+    def _candidate(self, i: int, responsible: bool, grid_code: str | None, distance: float, eta: float) -> Candidate:
+        return Candidate(self.ids[i], self.names[i], self.kinds[i], responsible, float(distance), float(eta),
+                         "gps" if self.fresh[i] else "base", self._reason(i, responsible, grid_code, distance, eta))
+
+    def _note_responsible(self, chosen: Candidate, grid_code: str | None) -> Candidate:
+        """Say why the responsible team is not the one going."""
+        responsible = self.responsible_for.get(grid_code, set())
+        if chosen.responsible or not responsible:
+            return chosen
+        others = ", ".join(sorted(f"{self.ids[i]} is {self.status[i].replace('_', ' ')}" for i in responsible))
+        return replace(chosen, reason=f"{chosen.reason}; the responsible team cannot go ({others})")
 
     def none_reason(self) -> str:
         if not self.ids:

@@ -7,6 +7,7 @@ Like Frigate's review items: one incident per real-world happening, its count an
 last-seen time updated, instead of a stream of duplicates.
 """
 
+import bisect
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -74,6 +75,10 @@ class AlertPoint:
     y: float
 
 
+# For a large batch the proximity prefilter would cost more than it saves.
+CANDIDATES_BULK_SQL = CANDIDATES_SQL[:CANDIDATES_SQL.index("  AND EXISTS")]
+
+
 def candidates_query(points: list[AlertPoint], windows: dict[str, timedelta]) -> dict:
     """Parameters of CANDIDATES_SQL: open incidents these points could join."""
     widest = max(windows[p.type] for p in points)
@@ -96,10 +101,12 @@ def candidates_from_rows(rows: list[tuple], to_metric) -> list[Group]:
 
 def assign(points: list[AlertPoint], candidates: list[Group], windows: dict[str, timedelta]) -> list[Group]:
     """The group of each point, in order; new groups are created as needed. Points are
-    taken in time order so a later repeat finds the incident an earlier one started."""
+    taken in time order so a later repeat finds the incident an earlier one started, and
+    a group whose window has closed before the current point is dropped from the lookups
+    (no later point can join it): a long batch costs linear, not quadratic, time."""
     by_camera: dict[tuple[str, str], list[Group]] = {}
     by_grid: dict[tuple[str, str], list[Group]] = {}
-    for g in candidates:
+    for g in sorted(candidates, key=_start):
         for cam in g.cameras:
             by_camera.setdefault((g.type, cam), []).append(g)
         by_grid.setdefault((g.type, g.grid_code), []).append(g)
@@ -107,19 +114,19 @@ def assign(points: list[AlertPoint], candidates: list[Group], windows: dict[str,
     for i in sorted(range(len(points)), key=lambda k: points[k].occurred_at):
         p = points[i]
         window = windows[p.type]
-        group = _latest(g for g in by_camera.get((p.type, p.camera_id), ()) if g.accepts(p.occurred_at, window))
+        group = _latest(_open(by_camera, (p.type, p.camera_id), p.occurred_at, window), p, window)
         if group is None:
-            group = _latest(g for g in by_grid.get((p.type, p.grid_code), ())
-                            if g.accepts(p.occurred_at, window)
-                            and (g.x - p.x) ** 2 + (g.y - p.y) ** 2 <= JOIN_RADIUS_M ** 2)
+            near = [g for g in _open(by_grid, (p.type, p.grid_code), p.occurred_at, window)
+                    if (g.x - p.x) ** 2 + (g.y - p.y) ** 2 <= JOIN_RADIUS_M ** 2]
+            group = _latest(near, p, window)
         if group is None:
             group = Group(p.type, set(), p.grid_code, p.lon, p.lat, p.x, p.y, p.occurred_at, p.occurred_at,
                           count=0)
-            by_grid.setdefault((p.type, p.grid_code), []).append(group)
+            bisect.insort(by_grid.setdefault((p.type, p.grid_code), []), group, key=_start)
         if p.camera_id not in group.cameras:
             group.cameras.add(p.camera_id)
             group.new_cameras.add(p.camera_id)
-            by_camera.setdefault((p.type, p.camera_id), []).append(group)
+            bisect.insort(by_camera.setdefault((p.type, p.camera_id), []), group, key=_start)
         group.count += 1
         group.first_seen = min(group.first_seen, p.occurred_at)
         group.last_seen = max(group.last_seen, p.occurred_at)
@@ -130,5 +137,31 @@ def assign(points: list[AlertPoint], candidates: list[Group], windows: dict[str,
     return out
 
 
-def _latest(groups) -> Group | None:
-    return max(groups, key=lambda g: g.last_seen, default=None)
+def _start(g: Group) -> datetime:
+    return g.first_seen
+
+
+def _open(index: dict[tuple[str, str], list[Group]], key: tuple[str, str], when: datetime,
+          window: timedelta) -> list[Group]:
+    """The groups under `key` whose window holds `when`. Lists are kept in order of first
+    sighting: closed groups at the front are dropped for good, and the scan stops at the
+    first group that opens after `when`."""
+    groups = index.get(key)
+    if not groups:
+        return []
+    closed = 0
+    while closed < len(groups) and groups[closed].last_seen + window < when:
+        closed += 1
+    if closed:
+        del groups[:closed]
+    out = []
+    for g in groups:
+        if g.first_seen - window > when:
+            break
+        if g.last_seen + window >= when:
+            out.append(g)
+    return out
+
+
+def _latest(groups: list[Group], p: AlertPoint, window: timedelta) -> Group | None:
+    return max((g for g in groups if g.accepts(p.occurred_at, window)), key=lambda g: g.last_seen, default=None)

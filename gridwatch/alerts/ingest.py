@@ -9,6 +9,7 @@ writes nothing.
 """
 
 import hashlib
+import re
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -16,10 +17,19 @@ from datetime import datetime, timedelta
 import numpy as np
 import orjson
 import psycopg
+import shapely
 
 from gridwatch.alerts.cameras import Camera
 from gridwatch.alerts.dispatch import BOARD_SQL, TeamBoard
-from gridwatch.alerts.grouping import CANDIDATES_SQL, AlertPoint, Group, assign, candidates_from_rows, candidates_query
+from gridwatch.alerts.grouping import (
+    CANDIDATES_BULK_SQL,
+    CANDIDATES_SQL,
+    AlertPoint,
+    Group,
+    assign,
+    candidates_from_rows,
+    candidates_query,
+)
 from gridwatch.alerts.model import AlertIn
 from gridwatch.alerts.registry import Registry
 from gridwatch.errors import BadInput
@@ -241,7 +251,8 @@ def _group(conn, pipeline, alerts: list[AlertIn], placed: _Placed, windows, inde
     if points:
         _lock(conn, points)
     existing_cur = conn.execute(_EXISTING_SQL, [[k[0] for k in keys], [k[1] for k in keys]])
-    candidates_cur = conn.execute(CANDIDATES_SQL, candidates_query(points, windows)) if points else None
+    candidates_cur = conn.execute(CANDIDATES_SQL if len(points) <= FINE_LOCKS_UP_TO else CANDIDATES_BULK_SQL,
+                                  candidates_query(points, windows)) if points else None
     board_cur = conn.execute(BOARD_SQL) if points and board_rows is None else None
     ids_cur = conn.execute(_IDS_SQL, [len(alerts), len(points)])
     pipeline.sync()
@@ -319,10 +330,12 @@ def _alert_columns(rows: list[tuple[AlertIn, AlertResult, str | None]], now: dat
 
 
 def _alert_rows(rows: list[tuple[AlertIn, AlertResult, str | None]], now: datetime):
-    """Rows for COPY alerts, in _ALERT_COLUMNS order."""
-    for a, r, township in rows:
-        yield (r.alert_id, a.source, a.event_id, a.camera_id, a.type, a.score, a.occurred_at, now, now,
-               _array(a.box), _array(a.frame_size), f"SRID=4326;POINT({r.lon!r} {r.lat!r})", r.position_method,
+    """Rows for COPY alerts, in _ALERT_COLUMNS order (points as hex EWKB: quickest to parse)."""
+    points = shapely.set_srid(shapely.points([r.lon for _, r, _ in rows], [r.lat for _, r, _ in rows]), 4326)
+    stamp = now.isoformat()
+    for (a, r, township), wkb in zip(rows, shapely.to_wkb(points, hex=True, include_srid=True), strict=True):
+        yield (r.alert_id, a.source, a.event_id, a.camera_id, a.type, a.score, a.occurred_at, stamp, stamp,
+               _array(a.box), _array(a.frame_size), wkb, r.position_method,
                r.grid_code, township, r.grid_code[:6] if r.grid_code else None, r.incident_id, r.team_id,
                r.team_reason, r.boundary_version, orjson.dumps(a.extra).decode() if a.extra else None)
 
@@ -373,8 +386,8 @@ def _outside_reasons(index: GridIndex, lon, lat, inside) -> dict[int, str]:
 def _create_incidents(conn, groups: list[Group], index: GridIndex, board: TeamBoard, now: datetime) -> None:
     """Send the insert of new incidents (ids already given), each with its team (the
     dispatcher may change it) and its events."""
-    for g in groups:
-        best = board.best(g.lon, g.lat, g.grid_code)
+    for g, best in zip(groups, board.best_many([g.lon for g in groups], [g.lat for g in groups],
+                                               [g.grid_code for g in groups]), strict=True):
         g.team_id, g.team_reason = (best.team_id, best.reason) if best else (None, board.none_reason())
     conn.execute(_CREATE_INCIDENTS_SQL, {
         "id": [g.id for g in groups], "type": [g.type for g in groups],
@@ -393,6 +406,7 @@ def _array(values) -> str | None:
 
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_SPECIAL = re.compile(r"[\\\t\n\r]")
 
 
 def _copy_line(values: tuple) -> str:
@@ -402,7 +416,7 @@ def _copy_line(values: tuple) -> str:
         if v is None:
             out.append("\\N")
         elif isinstance(v, str):
-            out.append(v.translate(_ESCAPES))
+            out.append(v.translate(_ESCAPES) if _SPECIAL.search(v) else v)
         elif isinstance(v, datetime):
             out.append(v.isoformat())
         else:

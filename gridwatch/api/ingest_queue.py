@@ -22,7 +22,7 @@ MAX_BATCH = 500
 # How long the first alert of a batch waits for company.
 LINGER_S = 0.002
 # Batches stored at once per worker: the next one need not wait for the last commit.
-CONCURRENT_BATCHES = 4
+CONCURRENT_BATCHES = 2
 
 
 class IngestQueue:

@@ -9,7 +9,7 @@ then fanned out to this worker's subscribers.
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import psycopg
@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 COALESCE_S = 0.25
 KEEPALIVE_S = 15.0
 QUEUE_SIZE = 10_000
+BULK_LIMIT = 500
 
 
 class LiveFeed:
@@ -28,6 +29,7 @@ class LiveFeed:
         self.url = url
         self.subscribers: set[asyncio.Queue] = set()
         self._pending: set[int] = set()
+        self._bulk_since: datetime | None = None  # a big batch changed incidents after this
         self._task: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -67,8 +69,12 @@ class LiveFeed:
                     backoff = 0.5
                     while True:
                         async for note in listen.notifies(timeout=COALESCE_S):
-                            self._pending.add(orjson.loads(note.payload)["id"])
-                        if self._pending:
+                            message = orjson.loads(note.payload)
+                            if message["op"] == "bulk":
+                                self._bulk_since = self._bulk_since or datetime.now(UTC) - timedelta(seconds=5)
+                            else:
+                                self._pending.add(message["id"])
+                        if self._pending or self._bulk_since:
                             await self._publish(query)
             except asyncio.CancelledError:
                 raise
@@ -79,10 +85,15 @@ class LiveFeed:
 
     async def _publish(self, conn: psycopg.AsyncConnection) -> None:
         ids, self._pending = sorted(self._pending), set()
+        since, self._bulk_since = self._bulk_since, None
         if not self.subscribers:
             return
-        cur = await conn.execute(f"SELECT {FEATURE_SQL}::text FROM incidents i WHERE i.id = ANY(%(ids)s)",
-                                 {"ids": ids, "now": datetime.now(UTC)})
+        # after a bulk change, the latest BULK_LIMIT changed incidents stand for all of them
+        cur = await conn.execute(f"SELECT {FEATURE_SQL}::text FROM incidents i WHERE i.id = ANY(%(ids)s) "
+                                 f"OR i.id IN (SELECT id FROM incidents WHERE updated_at >= %(since)s "
+                                 f"ORDER BY updated_at DESC LIMIT {BULK_LIMIT})",
+                                 {"ids": ids, "now": datetime.now(UTC), "since": since or datetime.max.replace(
+                                     tzinfo=UTC)})
         for (text,) in await cur.fetchall():
             feature = orjson.loads(text)
             for queue in list(self.subscribers):

@@ -91,7 +91,7 @@ CREATE TABLE team_positions (
 
 CREATE TABLE incidents (
     id               bigserial PRIMARY KEY,
-    type             text NOT NULL REFERENCES alert_types (type),
+    type             text NOT NULL,
     status           text NOT NULL DEFAULT 'new' CHECK (status IN
                      ('new', 'dispatched', 'acknowledged', 'on_scene', 'resolved', 'closed', 'false_alarm',
                       'cancelled')),
@@ -130,7 +130,6 @@ CREATE INDEX incidents_open_grid_idx ON incidents (grid_code, type, last_seen)
 CREATE INDEX incidents_grid_idx ON incidents (grid_code, first_seen);
 CREATE INDEX incidents_township_idx ON incidents (township_code, first_seen);
 CREATE INDEX incidents_first_seen_idx ON incidents (first_seen);
-CREATE INDEX incidents_geom_idx ON incidents USING gist (geom);
 
 -- Every change of an incident: who, when, what, from which status to which.
 CREATE TABLE incident_events (
@@ -162,8 +161,9 @@ CREATE TABLE alerts (
     id               bigserial PRIMARY KEY,
     source           text NOT NULL,
     event_id         text NOT NULL,
-    camera_id        text NOT NULL REFERENCES cameras (id),
-    type             text NOT NULL REFERENCES alert_types (type),
+    -- camera and type are checked by ingest (neither is ever deleted): no per-row FK lookups
+    camera_id        text NOT NULL,
+    type             text NOT NULL,
     score            real NOT NULL,
     occurred_at      timestamptz NOT NULL,
     received_at      timestamptz NOT NULL,
@@ -187,19 +187,26 @@ CREATE TABLE alerts (
 CREATE INDEX alerts_occurred_idx ON alerts (occurred_at);
 CREATE INDEX alerts_incident_idx ON alerts (incident_id);
 CREATE INDEX alerts_unassigned_idx ON alerts (occurred_at) WHERE grid_code IS NULL;
-CREATE INDEX alerts_geom_idx ON alerts USING gist (geom);
 
--- Every new or changed incident is announced, for the live feed of every server worker.
-CREATE FUNCTION notify_incident() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Every new or changed incident is announced, for the live feed of every server worker:
+-- one notification per incident, or one "bulk" notification for a large statement.
+CREATE FUNCTION notify_incidents() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    n integer;
 BEGIN
-    PERFORM pg_notify('incidents', json_build_object(
-        'id', NEW.id, 'op', lower(TG_OP), 'status', NEW.status, 'alert_count', NEW.alert_count,
-        'updated_at', NEW.updated_at)::text);
+    SELECT count(*) INTO n FROM changed;
+    IF n <= 100 THEN
+        PERFORM pg_notify('incidents', json_build_object('id', id, 'op', lower(TG_OP))::text) FROM changed;
+    ELSE
+        PERFORM pg_notify('incidents', json_build_object('op', 'bulk', 'count', n)::text);
+    END IF;
     RETURN NULL;
 END $$;
 
-CREATE TRIGGER incidents_notify AFTER INSERT OR UPDATE ON incidents
-    FOR EACH ROW EXECUTE FUNCTION notify_incident();
+CREATE TRIGGER incidents_inserted AFTER INSERT ON incidents REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION notify_incidents();
+CREATE TRIGGER incidents_updated AFTER UPDATE ON incidents REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION notify_incidents();
 
 -- Processes cache cameras and teams (gridwatch.db.changes): say when they change.
 CREATE FUNCTION notify_change() RETURNS trigger LANGUAGE plpgsql AS $$
