@@ -66,7 +66,7 @@ def main() -> None:
     print(f"generating {args.alerts:,} alerts over {args.days:g} days (repeats, hot spots, calibrated boxes)")
     feed = Feed(cameras, seed=11)
     end = datetime.now(UTC) - timedelta(minutes=10)
-    alerts = feed.history(end - timedelta(days=args.days), end, args.alerts / args.days / 1.4)[:args.alerts]
+    alerts = feed.history(end - timedelta(days=args.days), end, args.alerts / args.days / 1.15)[:args.alerts]
     for i, a in enumerate(alerts):
         a["event_id"] = f"b{i}"
     bodies = [orjson.dumps(alerts[i:i + BATCH]) for i in range(0, len(alerts), BATCH)]

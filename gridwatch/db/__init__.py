@@ -39,7 +39,7 @@ def open_pool(url: str | None = None, settings: DatabaseSettings | None = None) 
         min_size=settings.pool_min,
         max_size=settings.pool_max,
         kwargs={"options": _options(settings)},
-        timeout=5.0,
+        timeout=2.0,
         open=False,
     )
     pool.open(wait=False)
