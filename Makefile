@@ -47,6 +47,8 @@ lint: venv
 bench: system venv db
 	$(BIN)/python bench/match.py
 	bench/lookup.sh
+	bench/ingest.sh
+	$(BIN)/python bench/ingest_batch.py
 
 clean:
 	-$(BIN)/gridwatch db stop
