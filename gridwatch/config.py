@@ -39,6 +39,11 @@ class ApiSettings(BaseSettings):
     boundary_poll_s: float = Field(5.0, gt=0)
     # How often the server checks the 1-3-1 deadlines and escalates.
     deadline_check_s: float = Field(60.0, gt=0)
+    # The county's clock, for days and hours of the day in statistics.
+    timezone: str = "Asia/Shanghai"
+    # Base map tiles for the pages, e.g. a local tile server's {z}/{x}/{y} URL; none: outlines only.
+    tile_url: str | None = None
+    tile_attribution: str = ""
 
 
 @lru_cache

@@ -17,7 +17,7 @@ from gridwatch.api import errors
 from gridwatch.api.auth import AuditLog, KeyStore
 from gridwatch.api.ingest_queue import IngestQueue
 from gridwatch.api.live import LiveFeed
-from gridwatch.api.routers import admin, alerts, cameras, grids, health, incidents, patrols
+from gridwatch.api.routers import admin, alerts, cameras, grids, health, incidents, patrols, stats
 from gridwatch.config import ApiSettings, DatabaseSettings, api_settings, database_settings
 from gridwatch.db import database_url, open_pool
 from gridwatch.db.changes import Changes
@@ -148,7 +148,7 @@ def create_app(db: DatabaseSettings | None = None, api: ApiSettings | None = Non
                               "Send `Authorization: Bearer <key>` on every call but /health and the docs.")
     errors.install(app)
     for router in (health.router, grids.hot_router, grids.router, cameras.router, alerts.router, incidents.router,
-                   patrols.router, admin.router):
+                   patrols.router, stats.router, admin.router):
         app.include_router(router)
     app.add_middleware(Audit)
     app.add_middleware(BodyLimit, max_bytes=api.max_body_bytes)
