@@ -344,3 +344,44 @@ def alerts_simulate(
     except (OSError, RuntimeError) as exc:
         raise BadInput(f"cannot simulate against {url}: {exc}") from None
     typer.echo(stats.summary())
+
+
+# -- map ----------------------------------------------------------------------------------
+
+map_app = typer.Typer(help="Map pages written to files that open with no server and no network.",
+                      no_args_is_help=True)
+app.add_typer(map_app, name="map")
+
+
+@command(map_app, "heatmap")
+def map_heatmap(
+    out: Annotated[Path, typer.Option(help="the HTML file to write")],
+    since: Annotated[str | None, typer.Option(help="from (ISO 8601 with zone, or a date) [30 days ago]")] = None,
+    until: Annotated[str | None, typer.Option(help="to, exclusive (ISO 8601 with zone, or a date) [now]")] = None,
+    type: Annotated[str | None, typer.Option(help="alert type")] = None,
+    township: Annotated[str | None, typer.Option(help="township code")] = None,
+) -> None:
+    """Write the heat map page (alert heat, incidents per grid, Gi* hot spots) to one HTML
+    file with every script, style and image inside it."""
+    from datetime import UTC, datetime
+
+    from gridwatch.api.routers.maps import _dates, _page_window
+    from gridwatch.config import api_settings
+    from gridwatch.db import connect
+    from gridwatch.geo.grid_index import GridIndex
+    from gridwatch.maps.assets import present
+    from gridwatch.maps.base import inline_assets
+    from gridwatch.maps.pages import Base, heatmap_page
+
+    if not present():
+        raise GridwatchError("the map assets are missing: run `make assets`")
+    window = _page_window(_dates(since, until), type, township)
+    settings = api_settings()
+    with connect() as conn:
+        say("building the heat map")
+        types = [r[0] for r in conn.execute("SELECT type FROM alert_types ORDER BY type")]
+        townships = dict(conn.execute("SELECT code, name FROM townships ORDER BY code").fetchall())
+        page = heatmap_page(conn, GridIndex.load(conn), window, datetime.now(UTC),
+                            Base(settings.tile_url, settings.tile_attribution, live=False), types, townships)
+    out.write_text(inline_assets(page))
+    say(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")

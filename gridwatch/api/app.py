@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
+from starlette.staticfiles import StaticFiles
 
 from gridwatch import __version__
 from gridwatch.alerts.deadlines import check_deadlines
@@ -17,11 +18,13 @@ from gridwatch.api import errors
 from gridwatch.api.auth import AuditLog, KeyStore
 from gridwatch.api.ingest_queue import IngestQueue
 from gridwatch.api.live import LiveFeed
-from gridwatch.api.routers import admin, alerts, cameras, grids, health, incidents, patrols, stats
+from gridwatch.api.routers import admin, alerts, cameras, grids, health, incidents, maps, patrols, stats
 from gridwatch.config import ApiSettings, DatabaseSettings, api_settings, database_settings
 from gridwatch.db import database_url, open_pool
 from gridwatch.db.changes import Changes
 from gridwatch.geo.grid_index import LiveIndex
+from gridwatch.maps.assets import VENDOR
+from gridwatch.maps.assets import present as assets_present
 
 log = logging.getLogger("gridwatch")
 
@@ -148,8 +151,12 @@ def create_app(db: DatabaseSettings | None = None, api: ApiSettings | None = Non
                               "Send `Authorization: Bearer <key>` on every call but /health and the docs.")
     errors.install(app)
     for router in (health.router, grids.hot_router, grids.router, cameras.router, alerts.router, incidents.router,
-                   patrols.router, stats.router, admin.router):
+                   patrols.router, stats.router, maps.router, admin.router):
         app.include_router(router)
+    if not assets_present():
+        log.warning("map assets are missing: run `make assets` (python -m gridwatch.maps.assets)")
+    VENDOR.mkdir(parents=True, exist_ok=True)
+    app.mount("/maps/static", StaticFiles(directory=VENDOR), name="map-assets")
     app.add_middleware(Audit)
     app.add_middleware(BodyLimit, max_bytes=api.max_body_bytes)
     return app

@@ -1,0 +1,118 @@
+"""The map pages (HTML, viewer role). A browser logs in once with /login?key=..., which
+keeps the key in an HttpOnly cookie; EventSource and page loads then carry it."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from gridwatch.api.auth import require
+from gridwatch.api.params import TimeWindow
+from gridwatch.api.routers.stats import stats_window
+from gridwatch.config import api_settings
+from gridwatch.errors import BadInput, Forbidden, Unauthorized
+from gridwatch.maps import pages
+from gridwatch.stats.counts import Window
+
+router = APIRouter(tags=["maps"])
+viewer = require("viewer")
+COOKIE = "gridwatch_key"
+
+
+@router.get("/login", summary="Keep an API key in a cookie, for browsers; then go to the command room")
+async def login(request: Request, key: Annotated[str, Query(min_length=8)],
+                next: Annotated[str, Query(pattern=r"^/maps(/.*)?$")] = "/maps/") -> Response:
+    store = request.app.state.keys
+    principal = await run_in_threadpool(store.verify, key)
+    if principal is None:
+        raise Unauthorized("unknown or revoked API key")
+    if not (principal.at_least("viewer")):
+        raise Forbidden(f"the maps need role viewer or above; key {principal.name!r} has role {principal.role}")
+    response = RedirectResponse(next, status_code=303)
+    response.set_cookie(COOKIE, key, httponly=True, samesite="strict", max_age=12 * 3600)
+    return response
+
+
+def _base() -> pages.Base:
+    settings = api_settings()
+    return pages.Base(tile_url=settings.tile_url, attribution=settings.tile_attribution)
+
+
+async def _page(request: Request, build) -> HTMLResponse:
+    def run() -> str:
+        with request.app.state.pool.connection() as conn:
+            return build(conn)
+
+    return HTMLResponse(await run_in_threadpool(run))
+
+
+@router.get("/maps", include_in_schema=False, dependencies=[Depends(viewer)])
+async def maps_root() -> Response:
+    return RedirectResponse("/maps/", status_code=308)
+
+
+@router.get("/maps/", response_class=HTMLResponse, dependencies=[Depends(viewer)],
+            summary="The command room: open incidents by deadline state, grids, cameras, teams; live")
+async def command_room(request: Request) -> HTMLResponse:
+    return await _page(request, lambda conn: pages.command_room(conn, datetime.now(UTC), _base()))
+
+
+def _page_window(time: TimeWindow, type: str | None, township: str | None) -> Window:
+    """Dates from the page's form (or ISO times from links) → the stats window."""
+    return stats_window(time, type or None, township or None)
+
+
+@router.get("/maps/heatmap", response_class=HTMLResponse, dependencies=[Depends(viewer)],
+            summary="Heat of alerts, incidents per grid, Gi* hot spots; a form for window, type, township")
+async def heatmap(request: Request, since: str | None = None, until: str | None = None, type: str | None = None,
+                  township: str | None = None) -> HTMLResponse:
+    window = _page_window(_dates(since, until), type, township)
+
+    def build(conn) -> str:
+        types = [r[0] for r in conn.execute("SELECT type FROM alert_types ORDER BY type")]
+        townships = dict(conn.execute("SELECT code, name FROM townships ORDER BY code").fetchall())
+        return pages.heatmap_page(conn, request.app.state.grid_index.index, window, datetime.now(UTC), _base(),
+                                  types, townships)
+
+    return await _page(request, build)
+
+
+@router.get("/maps/timelapse", response_class=HTMLResponse, dependencies=[Depends(viewer)],
+            summary="The heat of each day of the window, as a film")
+async def timelapse(request: Request, since: str | None = None, until: str | None = None, type: str | None = None,
+                    township: str | None = None) -> HTMLResponse:
+    window = _page_window(_dates(since, until), type, township)
+    return await _page(request, lambda conn: pages.timelapse_page(conn, request.app.state.grid_index.index, window,
+                                                                  _base()))
+
+
+@router.get("/maps/grids/{code}", response_class=HTMLResponse, dependencies=[Depends(viewer)],
+            summary="One grid: its cameras, its teams, its recent incidents")
+async def grid(request: Request, code: str) -> HTMLResponse:
+    return await _page(request, lambda conn: pages.grid_page(conn, code, datetime.now(UTC), _base()))
+
+
+def _dates(since: str | None, until: str | None) -> TimeWindow:
+    """Accept plain dates (the form sends them) as well as ISO times with a zone."""
+
+    def parse(name: str, value: str | None, end: bool) -> datetime | None:
+        if not value:
+            return None
+        try:
+            when = datetime.fromisoformat(value)
+        except ValueError:
+            raise BadInput(f"{name}: {value!r} is not a date (YYYY-MM-DD) or an ISO time") from None
+        if when.tzinfo is None:
+            # a plain date is a day of the county's calendar
+            when = when.replace(tzinfo=ZoneInfo(api_settings().timezone))
+            if end and len(value) == 10:
+                when += timedelta(days=1)
+        return when
+
+    window = TimeWindow(parse("since", since, False), parse("until", until, True))
+    if window.since and window.until and window.since >= window.until:
+        raise BadInput("since must be before until")
+    return window
