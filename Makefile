@@ -5,17 +5,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 export GRIDWATCH_HOME ?= $(CURDIR)/var
 # Debian packages the project needs; installed with apt-get when missing.
-APT_PACKAGES := postgresql-15-postgis-3 mosquitto wrk
+APT_PACKAGES := postgresql-15-postgis-3 mosquitto chromium wrk
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: demo test system venv db lint bench clean
+.PHONY: demo test system venv assets db lint bench clean
 
-demo: system venv db
+demo: system venv assets db
 	$(BIN)/gridwatch demo load
 	@echo ">> serving on http://127.0.0.1:8000 (API docs: /docs); Ctrl-C stops"
 	$(BIN)/gridwatch serve --host 127.0.0.1 --port 8000
 
-test: system venv db
+test: system venv assets db
 	$(BIN)/pytest -q
 
 system:
@@ -37,6 +37,12 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --progress-bar off -e '.[test]'
 	touch $@
 
+# Leaflet and its plugins for the map pages, from the npm registry, pinned and hash-checked.
+assets: gridwatch/maps/vendor/.manifest
+
+gridwatch/maps/vendor/.manifest: gridwatch/maps/assets.json | venv
+	$(BIN)/python -m gridwatch.maps.assets
+
 db: venv
 	$(BIN)/gridwatch db start
 	$(BIN)/gridwatch db migrate
@@ -44,11 +50,12 @@ db: venv
 lint: venv
 	$(BIN)/ruff check .
 
-bench: system venv db
+bench: system venv assets db
 	$(BIN)/python bench/match.py
 	bench/lookup.sh
 	bench/ingest.sh
 	$(BIN)/python bench/ingest_batch.py
+	$(BIN)/python bench/heatmap.py
 
 clean:
 	-$(BIN)/gridwatch db stop

@@ -54,6 +54,11 @@ def fresh_database() -> str:
     return url
 
 
+def drop_database() -> None:
+    with psycopg.connect(make_conninfo(database_url(), dbname="postgres"), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--alerts", type=int, default=1_000_000)
@@ -100,8 +105,7 @@ def main() -> None:
     print(f"ratio: {ours_rate / base_rate:.2f}x (target: >= 100,000 alerts/s)")
     record("ingest_batch", alerts=n, stored=stored, incidents=incidents, ours_per_s=round(ours_rate),
            executemany_per_s=round(base_rate), ratio=round(ours_rate / base_rate, 2))
-    with psycopg.connect(make_conninfo(database_url(), dbname="postgres"), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+    drop_database()
     if stored != n:
         raise SystemExit(f"stored {stored} of {n} alerts")
 

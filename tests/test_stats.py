@@ -47,8 +47,8 @@ def window(**extra):
 def test_grid_counts_match_the_database(client, keys, conn, loaded):
     body = client.get("/stats/grids", params=window(), headers=auth(keys["viewer"])).json()
     assert len(body["grids"]) == 127 and body["since"].startswith("2026-10-01")
-    expected = dict(conn.execute("SELECT grid_code, count(*) FROM alerts WHERE source = 'stats' AND grid_code IS NOT NULL "
-                                 "AND occurred_at >= %s AND occurred_at < %s GROUP BY 1",
+    expected = dict(conn.execute("SELECT grid_code, count(*) FROM alerts WHERE source = 'stats' "
+                                 "AND grid_code IS NOT NULL AND occurred_at >= %s AND occurred_at < %s GROUP BY 1",
                                  [BASE, BASE + timedelta(days=30)]).fetchall())
     got = {g["code"]: g["alerts"] for g in body["grids"] if g["alerts"]}
     assert got == expected
