@@ -4,6 +4,7 @@ deleted, because their alerts keep pointing at them."""
 from dataclasses import dataclass
 
 import numpy as np
+import orjson
 import psycopg
 
 from gridwatch.errors import BadInput, Conflict, NotFound
@@ -18,7 +19,7 @@ _FEATURE = """json_build_object('type', 'Feature', 'id', c.id,
         'lat', round(ST_Y(c.geom)::numeric, 7), 'heading_deg', c.heading_deg, 'fov_deg', c.fov_deg,
         'range_m', c.range_m, 'grid_code', grid_at(c.geom), 'active', c.active,
         'calibrated', c.homography IS NOT NULL, 'calibration_error_m', c.calibration_error_m,
-        'frame_size', c.frame_size))"""
+        'frame_size', c.frame_size, 'zones', c.zones, 'privacy_masks', c.privacy_masks))"""
 _FILTERS = {"grid": "grid_at(c.geom) = %s", "township": "left(grid_at(c.geom), 9) = %s", "active": "c.active = %s"}
 
 
@@ -88,6 +89,8 @@ def update_camera(conn: psycopg.Connection, camera_id: str, changes: dict) -> No
     merged = {**current, **{k: v for k, v in changes.items() if k in current}}
     sector = view_sector(merged["lon"], merged["lat"], merged["heading_deg"], merged["fov_deg"], merged["range_m"])
     moved = any(k in changes and changes[k] != current[k] for k in ("lon", "lat", "heading_deg"))
+    if "zones" in changes or "privacy_masks" in changes:
+        set_video(conn, camera_id, changes.get("zones"), changes.get("privacy_masks"))
     conn.execute("UPDATE cameras SET name = coalesce(%s, name), active = coalesce(%s, active), "
                  "geom = ST_SetSRID(ST_MakePoint(%s, %s), 4326), heading_deg = %s, fov_deg = %s, range_m = %s, "
                  "view = ST_GeomFromWKB(%s, 4326), updated_at = now(), "
@@ -96,6 +99,28 @@ def update_camera(conn: psycopg.Connection, camera_id: str, changes: dict) -> No
                  "WHERE id = %s",
                  [changes.get("name"), changes.get("active"), merged["lon"], merged["lat"], merged["heading_deg"],
                   merged["fov_deg"], merged["range_m"], sector.wkb, moved, moved, camera_id])
+
+
+def set_video(conn: psycopg.Connection, camera_id: str, zones: list[dict] | None,
+              masks: list[list[list[float]]] | None) -> None:
+    """Replace the camera's zones and/or privacy masks; zone types must be alert types."""
+    if zones is not None:
+        known = {r[0] for r in conn.execute("SELECT type FROM alert_types")}
+        unknown = sorted({z["type"] for z in zones} - known)
+        if unknown:
+            raise BadInput(f"zones: unknown alert type(s) {', '.join(unknown)}; one of {', '.join(sorted(known))}")
+    conn.execute("UPDATE cameras SET zones = coalesce(%s::jsonb, zones), "
+                 "privacy_masks = coalesce(%s::jsonb, privacy_masks), updated_at = now() WHERE id = %s",
+                 [None if zones is None else orjson.dumps(zones).decode(),
+                  None if masks is None else orjson.dumps(masks).decode(), camera_id])
+
+
+def camera_video(conn: psycopg.Connection, camera_id: str) -> dict:
+    """What a video detector needs of a camera."""
+    row = conn.execute("SELECT zones, privacy_masks, frame_size FROM cameras WHERE id = %s", [camera_id]).fetchone()
+    if row is None:
+        raise NotFound(f"no camera {camera_id!r}")
+    return {"camera_id": camera_id, "zones": row[0], "privacy_masks": row[1], "frame_size": row[2]}
 
 
 def calibrate_camera(conn: psycopg.Connection, camera_id: str, frame_size: tuple[int, int],

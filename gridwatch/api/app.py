@@ -14,6 +14,7 @@ from starlette.staticfiles import StaticFiles
 from gridwatch import __version__
 from gridwatch.alerts.deadlines import check_deadlines
 from gridwatch.alerts.registry import Registry
+from gridwatch.alerts.retention import purge
 from gridwatch.api import errors
 from gridwatch.api.auth import AuditLog, KeyStore
 from gridwatch.api.ingest_queue import IngestQueue
@@ -97,17 +98,26 @@ class Audit:
 
 
 async def _watch_deadlines(app: FastAPI, every_s: float) -> None:
-    """The 1-3-1 check, in every worker; a database lock lets one run at a time."""
+    """The 1-3-1 check, in every worker (a database lock lets one run at a time), and the
+    retention purge once an hour."""
 
     def check() -> list[dict]:
         with app.state.pool.connection() as conn:
             return check_deadlines(conn, datetime.now(UTC))
 
+    def retain() -> dict:
+        with app.state.pool.connection() as conn:
+            return purge(conn, datetime.now(UTC))
+
+    last_purge = 0.0
     while True:
         await asyncio.sleep(every_s)
         try:
             for escalation in await run_in_threadpool(check):
                 log.info("incident %s: %s", escalation["incident_id"], escalation["note"])
+            if time.monotonic() - last_purge > 3600:
+                last_purge = time.monotonic()
+                log.info("retention: %s", await run_in_threadpool(retain))
         except Exception as exc:  # the database may be down; try again next round
             log.warning("deadline check failed: %s", exc)
 

@@ -17,7 +17,8 @@ from gridwatch.api.auth import require
 from gridwatch.api.deps import db
 from gridwatch.api.errors import validation_items
 from gridwatch.api.params import BBox, Page, TimeWindow, bbox_query, page_query, window_query
-from gridwatch.errors import BadInput
+from gridwatch.errors import BadInput, NotFound
+from gridwatch.video.detect import store_snapshot
 
 router = APIRouter(tags=["alerts"])
 Conn = Annotated[psycopg.Connection, Depends(db)]
@@ -90,3 +91,34 @@ def list_alerts(conn: Conn, window: Annotated[TimeWindow, Depends(window_query)]
 @router.get("/alerts/{alert_id}", dependencies=[Depends(require("viewer"))], response_class=Response)
 def get_alert(alert_id: int, conn: Conn) -> Response:
     return Response(alert_feature(conn, alert_id), media_type="application/geo+json")
+
+
+MAX_SNAPSHOT_BYTES = 2 * 1024 * 1024
+
+
+@router.put("/alerts/{alert_id}/snapshot", summary="Store the alert's JPEG snapshot (privacy masks applied)",
+            dependencies=[Depends(require("operator", ingest=True))])
+async def put_snapshot(alert_id: int, request: Request) -> Response:
+    body = await request.body()
+    if not body.startswith(b"\xff\xd8\xff"):
+        raise BadInput("the body must be a JPEG image (Content-Type: image/jpeg)")
+    if len(body) > MAX_SNAPSHOT_BYTES:
+        raise BadInput(f"the snapshot is {len(body):,} bytes; at most {MAX_SNAPSHOT_BYTES:,}")
+
+    def store() -> None:
+        with request.app.state.pool.connection() as conn:
+            if conn.execute("SELECT 1 FROM alerts WHERE id = %s", [alert_id]).fetchone() is None:
+                raise NotFound(f"no alert {alert_id}")
+            store_snapshot(conn, alert_id, body)
+
+    await run_in_threadpool(store)
+    return Response(status_code=201)
+
+
+@router.get("/alerts/{alert_id}/snapshot", summary="The alert's JPEG snapshot", response_class=Response,
+            responses={200: {"content": {"image/jpeg": {}}}}, dependencies=[Depends(require("viewer"))])
+def get_snapshot(alert_id: int, conn: Conn) -> Response:
+    row = conn.execute("SELECT jpeg FROM snapshots WHERE alert_id = %s", [alert_id]).fetchone()
+    if row is None:
+        raise NotFound(f"no snapshot for alert {alert_id}")
+    return Response(bytes(row[0]), media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})

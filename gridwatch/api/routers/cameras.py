@@ -31,6 +31,17 @@ class CameraIn(BaseModel):
     active: bool = True
 
 
+Relative = Annotated[float, Field(ge=0, le=1)]
+Polygon = Annotated[list[tuple[Relative, Relative]], Field(min_length=3, max_length=100,
+                                                           description="image points, relative 0-1")]
+
+
+class ZoneIn(BaseModel):
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    type: Annotated[str, Field(min_length=1, max_length=64, description="the alert type detections here raise")]
+    polygon: Polygon
+
+
 class CameraPatch(BaseModel):
     name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     lon: Annotated[float, Field(ge=-180, le=180)] | None = None
@@ -39,6 +50,9 @@ class CameraPatch(BaseModel):
     fov_deg: Annotated[float, Field(gt=0, le=360)] | None = None
     range_m: Annotated[float, Field(gt=0, le=20_000)] | None = None
     active: bool | None = None
+    zones: Annotated[list[ZoneIn], Field(max_length=50)] | None = None
+    privacy_masks: Annotated[list[Polygon], Field(max_length=50, description="blacked out before detection "
+                                                                             "and in every snapshot")] | None = None
 
 
 class GroundPoint(BaseModel):
@@ -81,6 +95,12 @@ def update_camera(camera_id: str, changes: CameraPatch, conn: Conn, request: Req
     cameras.update_camera(conn, camera_id, changes.model_dump(exclude_none=True))
     request.app.state.registry.forget_cameras()
     return Response(cameras.camera_feature(conn, camera_id), media_type=GEOJSON)
+
+
+@router.get("/cameras/{camera_id}/video", summary="Zones and privacy masks, for a video detector",
+            dependencies=[Depends(require("viewer", ingest=True))])
+def camera_video(camera_id: str, conn: Conn) -> Response:
+    return Response(orjson.dumps(cameras.camera_video(conn, camera_id)), media_type="application/json")
 
 
 @router.delete("/cameras/{camera_id}", dependencies=[Depends(require("admin"))], response_class=Response,
