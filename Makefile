@@ -51,11 +51,13 @@ lint: venv
 	$(BIN)/ruff check .
 
 bench: system venv assets db
+	@dpkg -s ffmpeg >/dev/null 2>&1 || $(SUDO) apt-get install -y -q --no-install-recommends ffmpeg
 	$(BIN)/python bench/match.py
 	bench/lookup.sh
 	bench/ingest.sh
 	$(BIN)/python bench/ingest_batch.py
 	$(BIN)/python bench/heatmap.py
+	$(BIN)/python bench/video.py
 
 clean:
 	-$(BIN)/gridwatch db stop
