@@ -68,7 +68,7 @@ def main() -> None:
             cv2.setNumThreads(1)
             detector = MotionDetector((w, h))
             alerts = []
-            ours, n = frames_per_second(clip, lambda frame, i, d=detector: alerts.extend(d.process(frame, i / 25)))
+            ours, n = frames_per_second(clip, lambda frame, i, d=detector, a=alerts: a.extend(d.process(frame, i / 25)))
             mog2 = cv2.createBackgroundSubtractorMOG2(history=300, varThreshold=25, detectShadows=False)
             baseline, _ = frames_per_second(
                 clip, lambda frame, _i, m=mog2: m.apply(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)))
