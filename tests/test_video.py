@@ -198,3 +198,12 @@ def test_a_dropped_stream_is_reopened(db_url, camera, tmp_path):
         httpd.shutdown()
     assert len(requests) >= 2  # opened, dropped, opened again
     assert len(raised) >= 2
+
+
+def test_snapshot_upload_refuses_what_is_not_a_jpeg(client, keys):
+    h = auth(keys["ingest"])
+    r = client.put("/alerts/1/snapshot", content=b"\x89PNG\r\n\x1a\n", headers={**h, "content-type": "image/png"})
+    assert r.status_code == 422 and "JPEG" in r.json()["detail"]
+    r = client.put("/alerts/999999999/snapshot", content=b"\xff\xd8\xff\xe0rest", headers={**h,
+                                                                                        "content-type": "image/jpeg"})
+    assert r.status_code == 404 and "999999999" in r.json()["detail"]

@@ -55,7 +55,6 @@ class Group:
     team_reason: str | None = None
     joined: int = 0  # alerts this ingest adds to an existing incident
     new_cameras: set[str] = field(default_factory=set)
-    alerts: list[int] = field(default_factory=list)
 
     def accepts(self, when: datetime, window: timedelta) -> bool:
         return self.first_seen - window <= when <= self.last_seen + window
@@ -132,7 +131,6 @@ def assign(points: list[AlertPoint], candidates: list[Group], windows: dict[str,
         group.last_seen = max(group.last_seen, p.occurred_at)
         if group.id is not None:
             group.joined += 1
-        group.alerts.append(i)
         out[i] = group
     return out
 
