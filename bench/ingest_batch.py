@@ -18,45 +18,16 @@ from pathlib import Path
 import httpx
 import orjson
 import psycopg
-from common import record
-from psycopg.conninfo import make_conninfo
+from common import drop_database, free_port, fresh_database, record, wait_healthy
 
 from gridwatch.alerts.cameras import camera_collection
 from gridwatch.alerts.simulate import Feed
 from gridwatch.api.auth import create_key
-from gridwatch.db import database_url
-from gridwatch.db.migrate import migrate
-from gridwatch.demo.places import seed_cameras, seed_teams
-from gridwatch.geo.boundaries import import_boundaries
-from gridwatch.geo.grid_index import GridIndex
 
-ROOT = Path(__file__).resolve().parents[1]
 BATCH = 10_000
-DB = "gridwatch_bench"
 COLUMNS = ("source, event_id, camera_id, type, score, occurred_at, received_at, updated_at, box, frame_size, geom, "
            "position_method, grid_code, township_code, county_code, incident_id, team_id, team_reason, "
            "boundary_version, extra")
-
-
-def fresh_database() -> str:
-    """An empty gridwatch database with the demo county's boundaries, cameras and teams."""
-    admin = make_conninfo(database_url(), dbname="postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB}")
-    url = make_conninfo(database_url(), dbname=DB)
-    with psycopg.connect(url) as conn:
-        migrate(conn)
-        import_boundaries(conn, ROOT / "data" / "boundaries")
-        index = GridIndex.load(conn)
-        seed_cameras(conn, index, lambda _m: None)
-        seed_teams(conn, index, lambda _m: None)
-    return url
-
-
-def drop_database() -> None:
-    with psycopg.connect(make_conninfo(database_url(), dbname="postgres"), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
 
 
 def main() -> None:
@@ -139,25 +110,6 @@ def post_all(port: int, key: str, bodies: list[bytes], clients: int = 2) -> floa
     if errors:
         raise SystemExit("; ".join(errors[:3]))
     return time.perf_counter() - start
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_healthy(port: int) -> None:
-    for _ in range(150):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("the server did not start")
 
 
 if __name__ == "__main__":
