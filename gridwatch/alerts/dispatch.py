@@ -12,11 +12,11 @@ import numpy as np
 import psycopg
 
 from gridwatch.alerts.patrols import POSITION_FRESH
+from gridwatch.geo.crs import metres_between
 
 SPEED_KMH = {"foot": 5.0, "motorcycle": 40.0, "car": 60.0}
 # Roads wind: a straight line underestimates the way by about this much.
 DETOUR = 1.3
-EARTH_RADIUS_M = 6_371_000.0
 
 # Every team, its status, latest ping and grids.
 BOARD_SQL = """
@@ -103,7 +103,7 @@ class TeamBoard:
 
     def _measure(self, lons: np.ndarray, lats: np.ndarray, grids: list[str | None], available: np.ndarray):
         """Distance (m), ETA (min) and responsibility of each available team for each place."""
-        distance = _haversine_m(lons[:, None], lats[:, None], self.lon[available][None, :],
+        distance = metres_between(lons[:, None], lats[:, None], self.lon[available][None, :],
                                 self.lat[available][None, :]) * DETOUR
         eta = distance / self.speed_mpm[available][None, :]
         masks: dict[str | None, np.ndarray] = {}
@@ -143,10 +143,3 @@ class TeamBoard:
             where = f"last GPS {age:.0f} min ago is stale, from its base"
         return f"{head}: {distance / 1000:.1f} km, about {eta:.0f} min by {self.kinds[i]} ({where})"
 
-
-def _haversine_m(lon: float, lat: float, lons: np.ndarray, lats: np.ndarray) -> np.ndarray:
-    phi1, phi2 = np.radians(lat), np.radians(lats)
-    dphi = phi2 - phi1
-    dlmb = np.radians(lons - lon)
-    a = np.sin(dphi / 2) ** 2 + np.cos(phi1) * np.cos(phi2) * np.sin(dlmb / 2) ** 2
-    return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(a))

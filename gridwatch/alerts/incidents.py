@@ -176,9 +176,10 @@ def act(conn: psycopg.Connection, incident_id: int, action: str, actor: str, now
 def _choose_team(conn, team_id: str | None, lon: float, lat: float, grid: str, now: datetime,
                  actor: str) -> tuple[str, str]:
     if team_id is None:
-        best = TeamBoard.load(conn, now).best(lon, lat, grid)
+        board = TeamBoard.load(conn, now)
+        best = board.best(lon, lat, grid)
         if best is None:
-            raise Conflict(f"no team to dispatch: {TeamBoard.load(conn, now).none_reason()}")
+            raise Conflict(f"no team to dispatch: {board.none_reason()}")
         return best.team_id, f"{best.reason} (recommended, dispatched by {actor})"
     row = conn.execute("SELECT status FROM teams WHERE id = %s", [team_id]).fetchone()
     if row is None:

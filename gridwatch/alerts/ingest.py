@@ -33,6 +33,7 @@ from gridwatch.alerts.grouping import (
 from gridwatch.alerts.model import AlertIn
 from gridwatch.alerts.registry import Registry
 from gridwatch.errors import BadInput
+from gridwatch.geo.crs import metres_between
 from gridwatch.geo.grid_index import GridIndex
 
 # An alert from further in the future than this is a wrong clock, not an event.
@@ -361,17 +362,12 @@ def place(alerts: list[AlertIn], cameras: dict[str, Camera]) -> tuple[np.ndarray
         u = (boxes[:, 0] + boxes[:, 2]) / 2 * scale[:, 0]
         v = boxes[:, 3] * scale[:, 1]
         glon, glat, valid = h.to_lonlat(u, v)
-        near = _metres(camera.lon, camera.lat, glon, glat) <= camera.range_m + PLACE_SLACK_M
+        near = metres_between(camera.lon, camera.lat, glon, glat) <= camera.range_m + PLACE_SLACK_M
         for k, i in enumerate(idx):
             if valid[k] and near[k]:
                 lon[i], lat[i], method[i] = glon[k], glat[k], "homography"
     assert len(method) == n
     return lon, lat, method
-
-
-def _metres(lon: float, lat: float, lons: np.ndarray, lats: np.ndarray) -> np.ndarray:
-    kx = 111_320.0 * np.cos(np.radians(lat))
-    return np.hypot((lons - lon) * kx, (lats - lat) * 110_540.0)
 
 
 def _outside_reasons(index: GridIndex, lon, lat, inside) -> dict[int, str]:

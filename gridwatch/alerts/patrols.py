@@ -12,8 +12,6 @@ import psycopg
 
 from gridwatch.errors import BadInput, Conflict, NotFound
 
-KINDS = ("foot", "motorcycle", "car")
-STATUSES = ("available", "busy", "off_duty")
 # A ping older than this no longer says where the team is; its base does.
 POSITION_FRESH = timedelta(minutes=30)
 

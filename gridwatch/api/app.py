@@ -97,7 +97,7 @@ class Audit:
                              (time.perf_counter() - started) * 1000)
 
 
-async def _watch_deadlines(app: FastAPI, every_s: float) -> None:
+async def _housekeeping(app: FastAPI, every_s: float) -> None:
     """The 1-3-1 check, in every worker (a database lock lets one run at a time), and the
     retention purge once an hour."""
 
@@ -119,7 +119,7 @@ async def _watch_deadlines(app: FastAPI, every_s: float) -> None:
                 last_purge = time.monotonic()
                 log.info("retention: %s", await run_in_threadpool(retain))
         except Exception as exc:  # the database may be down; try again next round
-            log.warning("deadline check failed: %s", exc)
+            log.warning("housekeeping failed: %s", exc)
 
 
 def create_app(db: DatabaseSettings | None = None, api: ApiSettings | None = None) -> FastAPI:
@@ -141,7 +141,7 @@ def create_app(db: DatabaseSettings | None = None, api: ApiSettings | None = Non
         app.state.live.start()
         app.state.ingest_queue = IngestQueue(app.state.pool, app.state.grid_index, app.state.registry)
         app.state.ingest_queue.start()
-        deadline_task = asyncio.create_task(_watch_deadlines(app, api.deadline_check_s), name="deadlines")
+        housekeeping = asyncio.create_task(_housekeeping(app, api.deadline_check_s), name="housekeeping")
         # Everything loaded so far lives as long as the process: keep the collector from
         # walking it again, which otherwise shows as 10+ ms pauses in the tail latency.
         gc.collect()
@@ -149,7 +149,7 @@ def create_app(db: DatabaseSettings | None = None, api: ApiSettings | None = Non
         try:
             yield
         finally:
-            deadline_task.cancel()
+            housekeeping.cancel()
             await app.state.ingest_queue.stop()
             await app.state.live.stop()
             changes.stop()

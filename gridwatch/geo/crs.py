@@ -36,8 +36,15 @@ def to_metric(geoms, epsg: int):
     return transform(geoms, WGS84, f"EPSG:{epsg}")
 
 
-def lonlat_to_metric(lon, lat, epsg: int) -> tuple[np.ndarray, np.ndarray]:
-    return transformer(WGS84, f"EPSG:{epsg}").transform(lon, lat)
+EARTH_RADIUS_M = 6_371_000.0
+
+
+def metres_between(lon, lat, lons, lats) -> np.ndarray:
+    """Great-circle distance in metres (broadcasting), for ETAs and sanity checks where
+    a metre either way does not matter."""
+    phi1, phi2 = np.radians(lat), np.radians(lats)
+    a = np.sin((phi2 - phi1) / 2) ** 2 + np.cos(phi1) * np.cos(phi2) * np.sin(np.radians(lons - lon) / 2) ** 2
+    return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(a))
 
 
 def gcj02_to_wgs84(geoms):

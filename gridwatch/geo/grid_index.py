@@ -21,7 +21,7 @@ import shapely
 
 from gridwatch.db.changes import Changes
 from gridwatch.errors import Unavailable
-from gridwatch.geo.crs import WGS84, lonlat_to_metric, to_metric, transformer, utm_epsg
+from gridwatch.geo.crs import WGS84, to_metric, transformer, utm_epsg
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ class GridIndex:
         """Row of the nearest grid and the distance to it in metres, for points outside all grids."""
         if not len(self.codes):
             return np.full(len(lon), -1), np.full(len(lon), np.nan)
-        x, y = lonlat_to_metric(np.asarray(lon, dtype=float), np.asarray(lat, dtype=float), self.epsg)
+        x, y = self.to_metric.transform(np.asarray(lon, dtype=float), np.asarray(lat, dtype=float))
         (pt_idx, grid_idx), dist = self.metric_tree.query_nearest(shapely.points(x, y), return_distance=True,
                                                                   all_matches=False)
         rows = np.full(len(x), -1, dtype=np.int64)

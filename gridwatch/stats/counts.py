@@ -32,7 +32,8 @@ class Window:
         return {"since": self.since, "until": self.until, "type": self.type, "township": self.township}
 
 
-def _where(alias: str, time_column: str) -> str:
+def window_sql(alias: str, time_column: str) -> str:
+    """SQL filtering rows of `alias` to the window, type and township (named parameters)."""
     return (f"{alias}.{time_column} >= %(since)s AND {alias}.{time_column} < %(until)s "
             f"AND (%(type)s::text IS NULL OR {alias}.type = %(type)s) "
             f"AND (%(township)s::text IS NULL OR {alias}.township_code = %(township)s)")
@@ -43,9 +44,9 @@ WITH inc AS (
     SELECT grid_code, count(*) AS incidents,
            count(*) FILTER (WHERE status IN ('new', 'dispatched', 'acknowledged', 'on_scene')) AS open,
            count(*) FILTER (WHERE {OVERDUE_SQL}) AS overdue
-    FROM incidents i WHERE {_where('i', 'first_seen')} GROUP BY grid_code
+    FROM incidents i WHERE {window_sql('i', 'first_seen')} GROUP BY grid_code
 ), al AS (
-    SELECT grid_code, count(*) AS alerts FROM alerts a WHERE {_where('a', 'occurred_at')} GROUP BY grid_code
+    SELECT grid_code, count(*) AS alerts FROM alerts a WHERE {window_sql('a', 'occurred_at')} GROUP BY grid_code
 )
 SELECT g.code, g.name, g.village_code, g.township_code, g.area_m2, coalesce(al.alerts, 0),
        coalesce(inc.incidents, 0), coalesce(inc.open, 0), coalesce(inc.overdue, 0)
@@ -68,7 +69,7 @@ _HEAT_SQL = f"""
 SELECT floor((ST_X(a.geom) - %(x0)s) / %(dx)s)::int AS i, floor((ST_Y(a.geom) - %(y0)s) / %(dy)s)::int AS j,
        count(*) AS n
 FROM alerts a
-WHERE {_where('a', 'occurred_at')}
+WHERE {window_sql('a', 'occurred_at')}
   AND ST_X(a.geom) >= %(x0)s AND ST_X(a.geom) < %(x1)s AND ST_Y(a.geom) >= %(y0)s AND ST_Y(a.geom) < %(y1)s
 GROUP BY 1, 2
 """
@@ -101,16 +102,16 @@ def heat_cells(conn: psycopg.Connection, window: Window, index: GridIndex, cell_
 
 _DAYS_SQL = f"""
 SELECT (a.occurred_at AT TIME ZONE %(tz)s)::date AS day, count(*) FROM alerts a
-WHERE {_where('a', 'occurred_at')} GROUP BY 1 ORDER BY 1
+WHERE {window_sql('a', 'occurred_at')} GROUP BY 1 ORDER BY 1
 """
 _INCIDENT_DAYS_SQL = f"""
 SELECT (i.first_seen AT TIME ZONE %(tz)s)::date AS day, count(*) FROM incidents i
-WHERE {_where('i', 'first_seen')} GROUP BY 1 ORDER BY 1
+WHERE {window_sql('i', 'first_seen')} GROUP BY 1 ORDER BY 1
 """
 _WEEK_SQL = f"""
 SELECT extract(isodow FROM a.occurred_at AT TIME ZONE %(tz)s)::int,
        extract(hour FROM a.occurred_at AT TIME ZONE %(tz)s)::int, count(*)
-FROM alerts a WHERE {_where('a', 'occurred_at')} GROUP BY 1, 2
+FROM alerts a WHERE {window_sql('a', 'occurred_at')} GROUP BY 1, 2
 """
 
 
@@ -142,7 +143,7 @@ SELECT {group} AS key, count(*) AS incidents,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM resolved_at - created_at) / 3600),
        percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM feedback_at - resolved_at) / 3600)
 FROM incidents i
-WHERE {_where('i', 'first_seen')} AND status NOT IN ('false_alarm', 'cancelled') AND {group} IS NOT NULL
+WHERE {window_sql('i', 'first_seen')} AND status NOT IN ('false_alarm', 'cancelled') AND {group} IS NOT NULL
 GROUP BY 1 ORDER BY 1
 """
 

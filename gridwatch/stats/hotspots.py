@@ -18,9 +18,9 @@ import psycopg
 from scipy.stats import norm
 
 from gridwatch.geo.grid_index import GridIndex
-from gridwatch.stats.counts import Window, _where
+from gridwatch.stats.counts import Window, window_sql
 
-_COUNTS_SQL = f"SELECT grid_code, count(*) FROM incidents i WHERE {_where('i', 'first_seen')} GROUP BY 1"
+_COUNTS_SQL = f"SELECT grid_code, count(*) FROM incidents i WHERE {window_sql('i', 'first_seen')} GROUP BY 1"
 # (boundary version, township) -> weights; built once per boundary version.
 _weights: dict[tuple[int, str | None], libpysal.weights.W] = {}
 _lock = threading.Lock()
@@ -30,6 +30,9 @@ LEVELS = ((0.10, 1), (0.05, 2), (0.01, 3))
 def queen_weights(index: GridIndex, rows: np.ndarray, key: tuple[int, str | None]) -> libpysal.weights.W:
     with _lock:
         if key not in _weights:
+            # weights of older boundary versions are no use any more
+            for old in [k for k in _weights if k[0] != key[0]]:
+                del _weights[old]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # islands are fine: Gi* includes the grid itself
                 queen = libpysal.weights.Queen.from_iterable(list(index.geoms[rows]), ids=list(index.codes[rows]))

@@ -14,7 +14,7 @@ from gridwatch.alerts.ingest import ingest
 from gridwatch.alerts.model import MAX_BATCH, AlertIn
 from gridwatch.alerts.queries import alert_collection, alert_feature
 from gridwatch.api.auth import require
-from gridwatch.api.deps import db
+from gridwatch.api.deps import db, json_response
 from gridwatch.api.errors import validation_items
 from gridwatch.api.params import BBox, Page, TimeWindow, bbox_query, page_query, window_query
 from gridwatch.errors import BadInput, NotFound
@@ -25,16 +25,13 @@ Conn = Annotated[psycopg.Connection, Depends(db)]
 _batch = TypeAdapter(list[AlertIn])
 
 
-def _json(body, status: int) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
-
 
 @router.post("/alerts", summary="One alert → placed, matched, grouped, assigned (201; 200 for a repeat)",
              dependencies=[Depends(require("operator", ingest=True))])
 async def post_alert(alert: AlertIn, request: Request) -> Response:
     """Answered once the alert is committed (alerts arriving together share the commit)."""
     result = await request.app.state.ingest_queue.submit(alert)
-    return _json(result.as_dict(), 200 if result.repeat else 201)
+    return json_response(result.as_dict(), 200 if result.repeat else 201)
 
 
 @router.post("/alerts/batch", summary="Up to 10,000 alerts, all or nothing (a JSON array)",
@@ -70,7 +67,7 @@ def _batch_ingest(request: Request, body: bytes) -> Response:
         results = ingest(conn, alerts, request.app.state.grid_index.index, datetime.now(UTC),
                          registry=request.app.state.registry)
     repeated = sum(r.repeat for r in results)
-    return _json({"count": len(results), "created": len(results) - repeated, "repeated": repeated,
+    return json_response({"count": len(results), "created": len(results) - repeated, "repeated": repeated,
                   "results": [r.as_dict() for r in results]}, 200 if repeated == len(results) else 201)
 
 

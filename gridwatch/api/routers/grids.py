@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from gridwatch.api.auth import require
-from gridwatch.api.deps import db
+from gridwatch.api.deps import db, json_response
 from gridwatch.api.errors import problem
 from gridwatch.api.params import BBox, Page, bbox_query, lonlat_params, page_query
 from gridwatch.errors import BadInput
@@ -27,9 +27,6 @@ hot_router = APIRouter(tags=["grids"])
 _viewer = require("viewer")
 Conn = Annotated[psycopg.Connection, Depends(db)]
 
-
-def _json(body: dict) -> Response:
-    return Response(orjson.dumps(body), media_type="application/json")
 
 
 @hot_router.get("/grids/at", summary="The grid holding a point (404 with the nearest grid if none)",
@@ -55,7 +52,7 @@ async def grid_at(request: Request) -> Response:
                             f"{near.distance_m:,.1f} m away", title="Not Found",
                        nearest={"code": near.code, "name": name, "distance_m": near.distance_m},
                        boundary_version=index.version)
-    return _json({"lon": lon, "lat": lat, "code": index.codes[row], "name": index.names[row],
+    return json_response({"lon": lon, "lat": lat, "code": index.codes[row], "name": index.names[row],
                   "village_code": index.village_codes[row], "township_code": index.township_codes[row],
                   "boundary_version": index.version})
 
@@ -101,7 +98,7 @@ async def grids_lookup(request: Request) -> Response:
     nearest grid and its distance for points outside every grid."""
     index: GridIndex = request.app.state.grid_index.index
     body = await request.body()
-    return _json(await run_in_threadpool(_lookup, index, body))
+    return json_response(await run_in_threadpool(_lookup, index, body))
 
 
 @router.get("/grids", summary="Grids as GeoJSON", response_class=Response)

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from gridwatch.alerts import patrols
 from gridwatch.alerts.dispatch import TeamBoard
 from gridwatch.api.auth import require
-from gridwatch.api.deps import db
+from gridwatch.api.deps import db, json_response
 from gridwatch.errors import BadInput, NotFound
 
 router = APIRouter(tags=["patrols"])
@@ -52,9 +52,6 @@ class Pings(BaseModel):
     positions: Annotated[list[Ping], Field(min_length=1, max_length=10_000)]
 
 
-def _json(body, status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
-
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -87,7 +84,7 @@ def recommend(conn: Conn, incident: int | None = None,
     else:
         index_grid = conn.execute("SELECT grid_at(ST_SetSRID(ST_MakePoint(%s, %s), 4326))", [lon, lat]).fetchone()[0]
     candidates, why_none = TeamBoard.load(conn, _now()).recommend(lon, lat, index_grid, limit=limit)
-    return _json({"incident_id": incident, "lon": lon, "lat": lat, "grid_code": index_grid,
+    return json_response({"incident_id": incident, "lon": lon, "lat": lat, "grid_code": index_grid,
                   "candidates": [c.as_dict() for c in candidates], "none_available": why_none})
 
 
@@ -118,4 +115,4 @@ def update_team(team_id: str, changes: TeamPatch, conn: Conn, request: Request) 
 def add_positions(team_id: str, body: Ping | Pings, conn: Conn) -> Response:
     pings = body.positions if isinstance(body, Pings) else [body]
     stored = patrols.add_positions(conn, team_id, [(p.at, p.lon, p.lat) for p in pings], _now())
-    return _json({"team_id": team_id, "received": len(pings), "stored": stored}, 201)
+    return json_response({"team_id": team_id, "received": len(pings), "stored": stored}, 201)

@@ -4,14 +4,13 @@
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-import orjson
 import psycopg
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from gridwatch.api.auth import require
-from gridwatch.api.deps import db
+from gridwatch.api.deps import db, json_response
 from gridwatch.api.params import TimeWindow, window_query
 from gridwatch.config import api_settings
 from gridwatch.stats.counts import Window, compliance, grid_counts, heat_cells, timeline
@@ -33,7 +32,7 @@ StatsWindow = Annotated[Window, Depends(stats_window)]
 
 
 def _json(window: Window, body: dict) -> Response:
-    return Response(orjson.dumps({**window.as_dict(), **body}), media_type="application/json")
+    return json_response({**window.as_dict(), **body})
 
 
 @router.get("/stats/grids", summary="Per grid: alerts, incidents, open, overdue, incidents per km²")
