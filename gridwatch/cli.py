@@ -5,6 +5,7 @@ from functools import wraps
 from pathlib import Path
 from typing import Annotated
 
+import httpx
 import psycopg
 import typer
 
@@ -33,6 +34,10 @@ def command(typer_app: typer.Typer, *args, **kwargs):
             except GridwatchError as exc:
                 typer.echo(f"error: {exc.detail}", err=True)
                 raise typer.Exit(exc.exit_code) from None
+            except httpx.HTTPError as exc:
+                where = getattr(getattr(exc, "request", None), "url", "the server")
+                typer.echo(f"error: cannot reach {where}: {exc} (is the server running? check --url)", err=True)
+                raise typer.Exit(1) from None
             except psycopg.OperationalError as exc:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 typer.echo(f"error: database unavailable: {first} (is it running? `gridwatch db start`)", err=True)
@@ -341,7 +346,7 @@ def alerts_simulate(
         key = key_file.read_text().strip()
     try:
         stats = asyncio.run(simulate(url, key, rate, duration, seed=seed, progress=say))
-    except (OSError, RuntimeError) as exc:
+    except RuntimeError as exc:
         raise BadInput(f"cannot simulate against {url}: {exc}") from None
     typer.echo(stats.summary())
 

@@ -53,3 +53,12 @@ def test_history_leaves_a_living_county(db_url):
     assert grouped > 50
     assert states[0] > 0 and states[1] > 0 and states[2] > 40 and states[3] == 0
     assert methods.get("homography", 0) > 0 and methods.get("camera", 0) > 0
+
+
+def test_simulator_without_a_server_is_one_clear_line():
+    done = subprocess.run([GRIDWATCH, "alerts", "simulate", "--rate", "1", "--duration", "1", "--url",
+                           "http://127.0.0.1:9", "--key", "gw_x"], capture_output=True, text=True, timeout=60,
+                          env={"PATH": os.environ["PATH"]})
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [done.stderr.strip().splitlines()[-1]]
+    assert done.stderr.startswith("error: cannot reach")

@@ -18,7 +18,7 @@ import psycopg
 from gridwatch.alerts.ingest import ingest
 from gridwatch.alerts.model import AlertIn
 from gridwatch.alerts.registry import Registry
-from gridwatch.errors import BadInput, GridwatchError, Unavailable
+from gridwatch.errors import BadInput, GridwatchError
 from gridwatch.geo.grid_index import GridIndex
 from gridwatch.video.motion import Detection, MotionDetector, MotionSettings
 
@@ -63,17 +63,10 @@ class HttpSink:
     """Alerts to a running server, as a camera would send them."""
 
     def __init__(self, url: str, key: str) -> None:
-        self.url = url
         self.http = httpx.Client(base_url=url.rstrip("/"), headers={"Authorization": f"Bearer {key}"}, timeout=30)
 
-    def _call(self, method: str, path: str, **kwargs) -> httpx.Response:
-        try:
-            return self.http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise Unavailable(f"cannot reach {self.url}: {exc}") from None
-
     def camera(self, camera_id: str) -> CameraVideo:
-        r = self._call("GET", f"/cameras/{camera_id}/video")
+        r = self.http.get(f"/cameras/{camera_id}/video")
         if r.status_code != 200:
             raise BadInput(f"cannot read camera {camera_id!r} from the server ({r.status_code}): "
                            f"{r.json().get('detail', r.text)[:200]}")
@@ -81,13 +74,13 @@ class HttpSink:
         return CameraVideo(camera_id, body["zones"], body["privacy_masks"])
 
     def emit(self, alert: AlertIn, jpeg: bytes) -> dict:
-        r = self._call("POST", "/alerts", content=alert.model_dump_json(exclude_none=True),
+        r = self.http.post("/alerts", content=alert.model_dump_json(exclude_none=True),
                        headers={"Content-Type": "application/json"})
         if r.status_code not in (200, 201):
             raise GridwatchError(f"the server refused an alert ({r.status_code}): {r.text[:300]}")
         result = r.json()
         if r.status_code == 201:
-            s = self._call("PUT", f"/alerts/{result['alert_id']}/snapshot", content=jpeg,
+            s = self.http.put(f"/alerts/{result['alert_id']}/snapshot", content=jpeg,
                            headers={"Content-Type": "image/jpeg"})
             if s.status_code not in (200, 201):
                 log.warning("snapshot of alert %s not stored: %s", result["alert_id"], s.text[:200])
