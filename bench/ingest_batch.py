@@ -62,7 +62,7 @@ def main() -> None:
         stored, incidents = conn.execute("SELECT (SELECT count(*) FROM alerts), (SELECT count(*) FROM incidents)"
                                          ).fetchone()
         rows = conn.execute(f"SELECT {COLUMNS} FROM alerts ORDER BY id").fetchall()
-        conn.execute("TRUNCATE alerts")
+        conn.execute("TRUNCATE alerts CASCADE")
         conn.commit()
         start = time.perf_counter()
         with conn.cursor() as cur:

@@ -17,22 +17,22 @@ JOIN_RADIUS_M = 200.0
 NEAR_DEG = 0.0035
 OPEN = ("new", "dispatched", "acknowledged", "on_scene")
 
-# Open incidents that alerts of these types, cameras and grids, in this time span, may join
-# (call under the type locks).
-CANDIDATES_SQL = """
+# Open incidents of these types seen lately, which alerts in this time span may join
+# (call under the type locks), found by the index on (type, last_seen) of open incidents.
+# A few alerts narrow this to their cameras, and to their grids near their points; a large
+# batch, which touches most cameras and grids, takes them all (checked in Python).
+CANDIDATES_BULK_SQL = """
 SELECT id, type, camera_ids, grid_code, ST_X(geom), ST_Y(geom), first_seen, last_seen, alert_count,
        team_id, team_reason
 FROM incidents
-WHERE status IN ('new', 'dispatched', 'acknowledged', 'on_scene') AND camera_ids && %(cameras)s::text[]
-  AND type = ANY(%(types)s) AND last_seen >= %(since)s AND first_seen <= %(until)s
-UNION
-SELECT id, type, camera_ids, grid_code, ST_X(geom), ST_Y(geom), first_seen, last_seen, alert_count,
-       team_id, team_reason
-FROM incidents
-WHERE status IN ('new', 'dispatched', 'acknowledged', 'on_scene') AND grid_code = ANY(%(grids)s)
-  AND type = ANY(%(types)s) AND last_seen >= %(since)s AND first_seen <= %(until)s
-  AND EXISTS (SELECT 1 FROM unnest(%(lons)s::float8[], %(lats)s::float8[]) p(lon, lat)
-              WHERE abs(ST_X(geom) - p.lon) < %(near)s AND abs(ST_Y(geom) - p.lat) < %(near)s)
+WHERE status IN ('new', 'dispatched', 'acknowledged', 'on_scene')
+  AND type = ANY(%(types)b) AND last_seen >= %(since)s AND first_seen <= %(until)s
+"""
+CANDIDATES_SQL = CANDIDATES_BULK_SQL + """
+  AND (camera_ids && %(cameras)b::text[]
+       OR grid_code = ANY(%(grids)b) AND EXISTS (
+           SELECT 1 FROM unnest(%(lons)b::float8[], %(lats)b::float8[]) p(lon, lat)
+           WHERE abs(ST_X(geom) - p.lon) < %(near)s AND abs(ST_Y(geom) - p.lat) < %(near)s))
 """
 
 
@@ -72,10 +72,6 @@ class AlertPoint:
     lat: float
     x: float
     y: float
-
-
-# For a large batch the proximity prefilter would cost more than it saves.
-CANDIDATES_BULK_SQL = CANDIDATES_SQL[:CANDIDATES_SQL.index("  AND EXISTS")]
 
 
 def candidates_query(points: list[AlertPoint], windows: dict[str, timedelta]) -> dict:
