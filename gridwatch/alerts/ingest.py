@@ -65,47 +65,48 @@ _IDS_SQL = ("SELECT array(SELECT nextval('alerts_id_seq') FROM generate_series(1
 _ALERT_COLUMNS = ("id, source, event_id, camera_id, type, score, occurred_at, received_at, updated_at, box, "
                   "frame_size, geom, position_method, grid_code, township_code, county_code, incident_id, team_id, "
                   "team_reason, boundary_version, extra")
+# The writes take their rows as one JSON array of objects: orjson writes it in a few
+# microseconds and PostgreSQL reads it in C, where binding one array per column cost
+# more than the statements themselves.
 # New incidents, each with its 'created' (and 'dispatch') event.
 _CREATE_INCIDENTS_SQL = """
 WITH new AS MATERIALIZED (
-    SELECT * FROM unnest(%(id)b::bigint[], %(type)b::text[], %(status)b::text[], %(grid)b::text[],
-                         %(township)b::text[], %(cameras)b::text[], %(lon)b::float8[], %(lat)b::float8[],
-                         %(count)b::int[], %(first)b::timestamptz[], %(last)b::timestamptz[], %(team)b::text[],
-                         %(reason)b::text[]) WITH ORDINALITY
-         AS u(id, type, status, grid_code, township_code, cameras, lon, lat, alert_count, first_seen, last_seen,
-              team_id, team_reason, n)
+    SELECT * FROM json_to_recordset(%(rows)s::json)
+         AS u(id bigint, type text, status text, grid_code text, township_code text, cameras text[], lon float8,
+              lat float8, alert_count int, first_seen timestamptz, last_seen timestamptz, team_id text,
+              team_reason text)
 ), incident AS (
     INSERT INTO incidents (id, type, status, grid_code, township_code, county_code, camera_ids, geom, alert_count,
                            first_seen, last_seen, team_id, team_reason, created_at, updated_at, contact_due,
                            resolve_due)
-    SELECT id, type, status, grid_code, township_code, left(grid_code, 6), string_to_array(cameras, ','),
+    SELECT id, type, status, grid_code, township_code, left(grid_code, 6), cameras,
            ST_SetSRID(ST_MakePoint(lon, lat), 4326), alert_count, first_seen, last_seen, team_id, team_reason,
            %(now)s, %(now)s, %(now)s + %(contact)s, %(now)s + %(resolve)s
     FROM new
 ), events AS (
     INSERT INTO incident_events (incident_id, at, actor, action, from_status, to_status, team_id, note)
     SELECT id, %(now)s, 'system', action, from_status, to_status, team, note FROM (
-        SELECT id, n, 1 AS k, 'created' AS action, NULL AS from_status, 'new' AS to_status, NULL AS team, NULL AS note
+        SELECT id, 1 AS k, 'created' AS action, NULL AS from_status, 'new' AS to_status, NULL AS team, NULL AS note
         FROM new
         UNION ALL
-        SELECT id, n, 2, 'dispatch', 'new', 'dispatched', team_id, team_reason FROM new WHERE team_id IS NOT NULL
-    ) e ORDER BY n, k
+        SELECT id, 2, 'dispatch', 'new', 'dispatched', team_id, team_reason FROM new WHERE team_id IS NOT NULL
+    ) e ORDER BY id, k
 )
 SELECT count(*) FROM new
 """
-# A few alerts as one statement (arrays of columns), so they travel in the pipeline.
+# A few alerts in one statement, so they travel in the pipeline (a batch uses COPY).
 _INSERT_ALERTS_SQL = f"""
 INSERT INTO alerts ({_ALERT_COLUMNS})
-SELECT id, source, event_id, camera_id, type, score, occurred_at, %(now)s, %(now)s, box::real[], frame_size::int[],
+SELECT id, source, event_id, camera_id, type, score, occurred_at, %(now)s, %(now)s, box, frame_size,
        ST_SetSRID(ST_MakePoint(lon, lat), 4326), method, grid, township, left(grid, 6), incident, team, reason,
-       version, extra::jsonb
-FROM unnest(%(id)b::bigint[], %(source)b::text[], %(event)b::text[], %(camera)b::text[], %(type)b::text[],
-            %(score)b::real[], %(occurred)b::timestamptz[], %(box)b::text[], %(frame)b::text[], %(lon)b::float8[],
-            %(lat)b::float8[], %(method)b::text[], %(grid)b::text[], %(township)b::text[], %(incident)b::bigint[],
-            %(team)b::text[], %(reason)b::text[], %(version)b::int[], %(extra)b::text[])
-  AS u(id, source, event_id, camera_id, type, score, occurred_at, box, frame_size, lon, lat, method, grid,
-       township, incident, team, reason, version, extra)
+       version, extra
+FROM json_to_recordset(%(rows)s::json)
+  AS u(id bigint, source text, event_id text, camera_id text, type text, score real, occurred_at timestamptz,
+       box real[], frame_size int[], lon float8, lat float8, method text, grid text, township text, incident bigint,
+       team text, reason text, version int, extra jsonb)
 """
+# (unnest, not JSON: the planner takes unnest for a few rows and looks each incident up
+# by its key; for json_to_recordset it guesses a hundred and scans the table.)
 _UPDATE_INCIDENTS_SQL = """
 UPDATE incidents i SET alert_count = i.alert_count + u.n, first_seen = least(i.first_seen, u.first_seen),
        last_seen = greatest(i.last_seen, u.last_seen), updated_at = %s,
@@ -229,7 +230,7 @@ def _ingest(conn, alerts: list[AlertIn], placed: _Placed, windows, index: GridIn
         with conn.pipeline() as pipeline, conn.transaction():
             results, rows = _group(conn, pipeline, alerts, placed, windows, index, registry, now)
             if rows:
-                conn.execute(_INSERT_ALERTS_SQL, _alert_columns(rows, now))
+                conn.execute(_INSERT_ALERTS_SQL, {"now": now, "rows": _alert_json(rows)})
     else:
         with conn.transaction():
             with conn.pipeline() as pipeline:
@@ -253,7 +254,8 @@ def _group(conn, pipeline, alerts: list[AlertIn], placed: _Placed, windows, inde
     # these alerts may join, the teams (unless cached), ids for what may be written.
     if points:
         _lock(conn, points)
-    existing_cur = conn.execute(_EXISTING_SQL, [[k[0] for k in keys], [k[1] for k in keys]])
+    # planned for each call: a plan cached while alerts was small would keep scanning it whole
+    existing_cur = conn.execute(_EXISTING_SQL, [[k[0] for k in keys], [k[1] for k in keys]], prepare=False)
     candidates_cur = conn.execute(CANDIDATES_SQL if len(points) <= FINE_LOCKS_UP_TO else CANDIDATES_BULK_SQL,
                                   candidates_query(points, windows)) if points else None
     board_cur = conn.execute(BOARD_SQL) if points and board_rows is None else None
@@ -318,18 +320,17 @@ def _hash32(name: str) -> int:
     return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=4).digest(), "big", signed=True)
 
 
-def _alert_columns(rows: list[tuple[AlertIn, AlertResult, str | None]], now: datetime) -> dict:
-    """Parameters of _INSERT_ALERTS_SQL."""
-    return {"now": now, "id": [r.alert_id for _, r, _ in rows], "source": [a.source for a, _, _ in rows],
-            "event": [a.event_id for a, _, _ in rows], "camera": [a.camera_id for a, _, _ in rows],
-            "type": [a.type for a, _, _ in rows], "score": [a.score for a, _, _ in rows],
-            "occurred": [a.occurred_at for a, _, _ in rows], "box": [_array(a.box) for a, _, _ in rows],
-            "frame": [_array(a.frame_size) for a, _, _ in rows], "lon": [r.lon for _, r, _ in rows],
-            "lat": [r.lat for _, r, _ in rows], "method": [r.position_method for _, r, _ in rows],
-            "grid": [r.grid_code for _, r, _ in rows], "township": [t for _, _, t in rows],
-            "incident": [r.incident_id for _, r, _ in rows], "team": [r.team_id for _, r, _ in rows],
-            "reason": [r.team_reason for _, r, _ in rows], "version": [r.boundary_version for _, r, _ in rows],
-            "extra": [orjson.dumps(a.extra).decode() if a.extra else None for a, _, _ in rows]}
+def _alert_json(rows: list[tuple[AlertIn, AlertResult, str | None]]) -> str:
+    """The `rows` of _INSERT_ALERTS_SQL."""
+    return _json([{"id": r.alert_id, "source": a.source, "event_id": a.event_id, "camera_id": a.camera_id,
+                   "type": a.type, "score": a.score, "occurred_at": a.occurred_at, "box": a.box,
+                   "frame_size": a.frame_size, "lon": r.lon, "lat": r.lat, "method": r.position_method,
+                   "grid": r.grid_code, "township": t, "incident": r.incident_id, "team": r.team_id,
+                   "reason": r.team_reason, "version": r.boundary_version, "extra": a.extra} for a, r, t in rows])
+
+
+def _json(rows: list[dict]) -> str:
+    return orjson.dumps(rows).decode()
 
 
 def _alert_rows(rows: list[tuple[AlertIn, AlertResult, str | None]], now: datetime):
@@ -405,17 +406,9 @@ def _create_incidents(conn, groups: list[Group], index: GridIndex, board: TeamBo
     for g, best in zip(groups, board.best_many([g.lon for g in groups], [g.lat for g in groups],
                                                [g.grid_code for g in groups]), strict=True):
         g.team_id, g.team_reason = (best.team_id, best.reason) if best else (None, board.none_reason())
-    conn.execute(_CREATE_INCIDENTS_SQL, {
-        "id": [g.id for g in groups], "type": [g.type for g in groups],
-        "status": ["dispatched" if g.team_id else "new" for g in groups], "grid": [g.grid_code for g in groups],
-        "township": [index.township_codes[index.row_of[g.grid_code]] for g in groups],
-        "cameras": [",".join(sorted(g.cameras)) for g in groups], "lon": [g.lon for g in groups],
-        "lat": [g.lat for g in groups], "count": [g.count for g in groups],
-        "first": [g.first_seen for g in groups], "last": [g.last_seen for g in groups],
-        "team": [g.team_id for g in groups], "reason": [g.team_reason for g in groups],
+    conn.execute(_CREATE_INCIDENTS_SQL, {"rows": _json([
+        {"id": g.id, "type": g.type, "status": "dispatched" if g.team_id else "new", "grid_code": g.grid_code,
+         "township_code": index.township_codes[index.row_of[g.grid_code]], "cameras": sorted(g.cameras),
+         "lon": g.lon, "lat": g.lat, "alert_count": g.count, "first_seen": g.first_seen, "last_seen": g.last_seen,
+         "team_id": g.team_id, "team_reason": g.team_reason} for g in groups]),
         "now": now, "contact": CONTACT_WITHIN, "resolve": RESOLVE_WITHIN})
-
-
-def _array(values) -> str | None:
-    """A PostgreSQL array literal of numbers or of plain identifiers (camera ids)."""
-    return None if values is None else "{" + ",".join(v if isinstance(v, str) else repr(v) for v in values) + "}"

@@ -24,6 +24,7 @@ class Registry:
         self.cache = cache
         self._cameras: dict[str, Camera] | None = None
         self._board_rows: list[tuple] | None = None
+        self._board: TeamBoard | None = None
         self._board_at = 0.0
         self._lock = threading.Lock()
 
@@ -38,7 +39,7 @@ class Registry:
         self._cameras = None
 
     def forget_teams(self) -> None:
-        self._board_rows = None
+        self._board_rows = self._board = None
 
     def cameras(self, conn: psycopg.Connection, ids: list[str]) -> dict[str, Camera]:
         """The cameras named that exist (a camera registered a moment ago elsewhere is
@@ -64,7 +65,13 @@ class Registry:
         return None
 
     def board(self, rows: list[tuple], now: datetime) -> TeamBoard:
-        if self.cache and rows is not self._board_rows:
-            self._board_rows, self._board_at = rows, time.monotonic()
-        return TeamBoard(rows, now)
+        """The board of these rows; built once per fresh read of the rows (a board a
+        couple of seconds old judges 30-minute-old positions the same way)."""
+        if not self.cache:
+            return TeamBoard(rows, now)
+        board = self._board
+        if rows is not self._board_rows or board is None:
+            board = TeamBoard(rows, now)
+            self._board_rows, self._board, self._board_at = rows, board, time.monotonic()
+        return board
 
