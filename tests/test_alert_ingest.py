@@ -147,6 +147,25 @@ def test_batch_stores_all_and_answers_repeats(client, keys, conn):
     assert again.status_code == 200 and again.json()["repeated"] == 10
 
 
+def test_large_batch_with_repeats_stores_only_the_new(client, keys, conn):
+    """A large batch is first copied assuming no repeats; the repeats it does hold must
+    leave no trace of that first try (no alert twice, no incident counted twice)."""
+    base = datetime.now(UTC) - timedelta(days=4)
+    first = [alert(camera_id=f"CAM-{i % 40 + 1:04d}", type="flood_water", occurred_at=at(i % 5, base))
+             for i in range(300)]
+    stored = client.post("/alerts/batch", json=first, headers=auth(keys["ingest"]))
+    assert stored.status_code == 201, stored.text
+    total = "SELECT (SELECT count(*) FROM alerts), (SELECT sum(alert_count) FROM incidents)"
+    alerts_before, counted_before = conn.execute(total).fetchone()
+    fresh = [alert(camera_id="CAM-0003", type="flood_water", occurred_at=at(2, base)) for _ in range(5)]
+    r = client.post("/alerts/batch", json=first + fresh, headers=auth(keys["ingest"]))
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert (body["created"], body["repeated"]) == (5, 300)
+    assert [x["alert_id"] for x in body["results"][:300]] == [x["alert_id"] for x in stored.json()["results"]]
+    assert conn.execute(total).fetchone() == (alerts_before + 5, counted_before + 5)
+
+
 # -- bad input: a clear error, nothing stored ------------------------------------------------
 
 BAD_ALERTS = [

@@ -56,9 +56,6 @@ class Group:
     joined: int = 0  # alerts this ingest adds to an existing incident
     new_cameras: set[str] = field(default_factory=set)
 
-    def accepts(self, when: datetime, window: timedelta) -> bool:
-        return self.first_seen - window <= when <= self.last_seen + window
-
 
 @dataclass
 class AlertPoint:
@@ -109,11 +106,10 @@ def assign(points: list[AlertPoint], candidates: list[Group], windows: dict[str,
     for i in sorted(range(len(points)), key=lambda k: points[k].occurred_at):
         p = points[i]
         window = windows[p.type]
-        group = _latest(_open(by_camera, (p.type, p.camera_id), p.occurred_at, window), p, window)
+        group = _latest(_open(by_camera, (p.type, p.camera_id), p.occurred_at, window))
         if group is None:
-            near = [g for g in _open(by_grid, (p.type, p.grid_code), p.occurred_at, window)
-                    if (g.x - p.x) ** 2 + (g.y - p.y) ** 2 <= JOIN_RADIUS_M ** 2]
-            group = _latest(near, p, window)
+            group = _latest([g for g in _open(by_grid, (p.type, p.grid_code), p.occurred_at, window)
+                             if (g.x - p.x) ** 2 + (g.y - p.y) ** 2 <= JOIN_RADIUS_M ** 2])
         if group is None:
             group = Group(p.type, set(), p.grid_code, p.lon, p.lat, p.x, p.y, p.occurred_at, p.occurred_at,
                           count=0)
@@ -123,8 +119,10 @@ def assign(points: list[AlertPoint], candidates: list[Group], windows: dict[str,
             group.new_cameras.add(p.camera_id)
             bisect.insort(by_camera.setdefault((p.type, p.camera_id), []), group, key=_start)
         group.count += 1
-        group.first_seen = min(group.first_seen, p.occurred_at)
-        group.last_seen = max(group.last_seen, p.occurred_at)
+        if p.occurred_at < group.first_seen:
+            group.first_seen = p.occurred_at
+        if p.occurred_at > group.last_seen:
+            group.last_seen = p.occurred_at
         if group.id is not None:
             group.joined += 1
         out[i] = group
@@ -157,5 +155,10 @@ def _open(index: dict[tuple[str, str], list[Group]], key: tuple[str, str], when:
     return out
 
 
-def _latest(groups: list[Group], p: AlertPoint, window: timedelta) -> Group | None:
-    return max((g for g in groups if g.accepts(p.occurred_at, window)), key=lambda g: g.last_seen, default=None)
+def _latest(groups: list[Group]) -> Group | None:
+    """Of the groups a point may join (all accept it), the one seen last."""
+    return max(groups, key=_last, default=None)
+
+
+def _last(g: Group) -> datetime:
+    return g.last_seen

@@ -17,7 +17,6 @@ from datetime import datetime, timedelta
 import numpy as np
 import orjson
 import psycopg
-import shapely
 
 from gridwatch.alerts.cameras import Camera
 from gridwatch.alerts.dispatch import BOARD_SQL, TeamBoard
@@ -152,14 +151,19 @@ def ingest(conn: psycopg.Connection, alerts: list[AlertIn], index: GridIndex, no
     cameras = registry.cameras(conn, sorted({a.camera_id for a in alerts}))
     _check(alerts, cameras, windows, now if check_future else None)
     placed = _Placed.of(alerts, cameras, index)
+    # A large batch first assumes it holds no repeats (a lookup of every key costs more
+    # than the COPY that would find one); the unique index refuses a repeat, and the
+    # batch is done again, looking for them. Few alerts look first.
+    look = len(alerts) <= FINE_LOCKS_UP_TO
     for attempt in range(3):
         try:
-            return _ingest(conn, alerts, placed, windows, index, registry, now)
+            return _ingest(conn, alerts, placed, windows, index, registry, now, look)
         except psycopg.errors.UniqueViolation:
-            # Another request stored one of these (source, event_id) between our read and
-            # write: the next round finds it and answers it as a repeat.
+            # A repeat, or another request stored one of these (source, event_id) between
+            # our read and write: the next round finds it and answers it as a repeat.
             if attempt == 2:
                 raise
+            look = True
     raise AssertionError("unreachable")
 
 
@@ -223,18 +227,18 @@ class _Placed:
 
 
 def _ingest(conn, alerts: list[AlertIn], placed: _Placed, windows, index: GridIndex, registry: Registry,
-            now: datetime) -> list[AlertResult]:
+            now: datetime, look: bool) -> list[AlertResult]:
     """Two round trips for a few alerts, the commit riding with the second; a large batch
     writes its alerts by COPY, which cannot travel in a pipeline."""
     if len(alerts) <= FINE_LOCKS_UP_TO:
         with conn.pipeline() as pipeline, conn.transaction():
-            results, rows = _group(conn, pipeline, alerts, placed, windows, index, registry, now)
+            results, rows = _group(conn, pipeline, alerts, placed, windows, index, registry, now, look)
             if rows:
                 conn.execute(_INSERT_ALERTS_SQL, {"now": now, "rows": _alert_json(rows)})
     else:
         with conn.transaction():
             with conn.pipeline() as pipeline:
-                results, rows = _group(conn, pipeline, alerts, placed, windows, index, registry, now)
+                results, rows = _group(conn, pipeline, alerts, placed, windows, index, registry, now, look)
             if rows:
                 with conn.cursor().copy(f"COPY alerts ({_ALERT_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
                     copy.set_types(_COPY_TYPES)
@@ -244,9 +248,9 @@ def _ingest(conn, alerts: list[AlertIn], placed: _Placed, windows, index: GridIn
 
 
 def _group(conn, pipeline, alerts: list[AlertIn], placed: _Placed, windows, index: GridIndex, registry: Registry,
-           now: datetime) -> tuple[list[AlertResult], list[tuple[AlertIn, AlertResult, str | None]]]:
-    """Lock, find repeats, group, create and update incidents; returns every result and
-    the new alerts still to write."""
+           now: datetime, look: bool) -> tuple[list[AlertResult], list[tuple[AlertIn, AlertResult, str | None]]]:
+    """Lock, find repeats (if `look`), group, create and update incidents; returns every
+    result and the new alerts still to write."""
     keys = [(a.source, a.event_id) for a in alerts]
     points = [p for p in placed.points if p is not None]
     board_rows = registry.board_rows()
@@ -255,13 +259,14 @@ def _group(conn, pipeline, alerts: list[AlertIn], placed: _Placed, windows, inde
     if points:
         _lock(conn, points)
     # planned for each call: a plan cached while alerts was small would keep scanning it whole
-    existing_cur = conn.execute(_EXISTING_SQL, [[k[0] for k in keys], [k[1] for k in keys]], prepare=False)
+    existing_cur = conn.execute(_EXISTING_SQL, [[k[0] for k in keys], [k[1] for k in keys]], prepare=False) \
+        if look else None
     candidates_cur = conn.execute(CANDIDATES_SQL if len(points) <= FINE_LOCKS_UP_TO else CANDIDATES_BULK_SQL,
                                   candidates_query(points, windows)) if points else None
     board_cur = conn.execute(BOARD_SQL) if points and board_rows is None else None
     ids_cur = conn.execute(_IDS_SQL, [len(alerts), len(points)])
     pipeline.sync()
-    stored = {(r[0], r[1]): r[2:] for r in existing_cur.fetchall()}
+    stored = {(r[0], r[1]): r[2:] for r in existing_cur.fetchall()} if existing_cur else {}
     alert_ids, incident_ids = ids_cur.fetchone()
     results: list[AlertResult | None] = [None] * len(alerts)
     first_of: dict[tuple[str, str], int] = {}
@@ -335,22 +340,25 @@ def _json(rows: list[dict]) -> str:
 
 def _alert_rows(rows: list[tuple[AlertIn, AlertResult, str | None]], now: datetime):
     """Rows for binary COPY alerts, in _ALERT_COLUMNS order (see _COPY_TYPES)."""
-    points = shapely.set_srid(shapely.points([r.lon for _, r, _ in rows], [r.lat for _, r, _ in rows]), 4326)
-    for (a, r, township), ewkb in zip(rows, shapely.to_wkb(points, include_srid=True), strict=True):
+    for a, r, township in rows:
         yield (r.alert_id, a.source, a.event_id, a.camera_id, a.type, a.score, a.occurred_at, now, now,
                a.box and _BOX.pack(*_BOX_HEAD, *_interleave(a.box)),
-               a.frame_size and _FRAME.pack(*_FRAME_HEAD, *_interleave(a.frame_size)), ewkb, r.position_method,
+               a.frame_size and _FRAME.pack(*_FRAME_HEAD, *_interleave(a.frame_size)),
+               _POINT.pack(*_POINT_HEAD, r.lon, r.lat), r.position_method,
                r.grid_code, township, r.grid_code[:6] if r.grid_code else None, r.incident_id, r.team_id,
                r.team_reason, r.boundary_version, a.extra)
 
 
 # Binary COPY carries no type tags: each field is read by its column's own receive
-# function. So the point goes as raw EWKB bytes (what geometry_recv reads), and the two
-# small arrays are packed here in PostgreSQL's array wire format (header: 1 dimension, no
-# nulls, element type oid, length, lower bound 1; then length-prefixed elements), which
-# is several times quicker than dumping Python lists.
+# function. So the point goes as raw EWKB bytes (what geometry_recv reads: little-endian,
+# point type with the SRID flag, the SRID, x, y), and the two small arrays in
+# PostgreSQL's array wire format (header: 1 dimension, no nulls, element type oid, length,
+# lower bound 1; then length-prefixed elements). Packed here, they cost a fraction of
+# building shapely points or dumping Python lists.
 _COPY_TYPES = ["int8", "text", "text", "text", "text", "float4", "timestamptz", "timestamptz", "timestamptz",
                "bytea", "bytea", "bytea", "text", "text", "text", "text", "int8", "text", "text", "int4", "jsonb"]
+_POINT = struct.Struct("<BIIdd")
+_POINT_HEAD = (1, 0x20000001, 4326)
 _BOX = struct.Struct("!5i" + "if" * 4)
 _BOX_HEAD = (1, 0, 700, 4, 1)  # float4
 _FRAME = struct.Struct("!5i" + "ii" * 2)
