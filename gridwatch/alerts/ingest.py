@@ -239,10 +239,12 @@ def _ingest(conn, alerts: list[AlertIn], placed: _Placed, windows, index: GridIn
         with conn.transaction():
             with conn.pipeline() as pipeline:
                 results, rows = _group(conn, pipeline, alerts, placed, windows, index, registry, now, look)
-            if rows:
+                # packed while the server writes the incidents
+                copy_rows = list(_alert_rows(rows, now))
+            if copy_rows:
                 with conn.cursor().copy(f"COPY alerts ({_ALERT_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
                     copy.set_types(_COPY_TYPES)
-                    for values in _alert_rows(rows, now):
+                    for values in copy_rows:
                         copy.write_row(values)
     return results
 
