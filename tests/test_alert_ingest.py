@@ -147,6 +147,29 @@ def test_batch_stores_all_and_answers_repeats(client, keys, conn):
     assert again.status_code == 200 and again.json()["repeated"] == 10
 
 
+@pytest.mark.parametrize("size", [3, 250])  # a few alerts are inserted, a large batch is copied
+def test_batch_stores_every_field_as_sent(client, keys, conn, size):
+    sent = [alert(camera_id=f"CAM-{i % 30 + 1:04d}", box=[10.5 + i, 20, 110.25 + i, 220], frame_size=[1920, 1080],
+                  lon=100.99 + i * 1e-4, lat=36.9, note=f"tab\there, line\nthere {i}", tags={"zone": ["gate", i]})
+            for i in range(size)] + [alert(camera_id="CAM-0031")]
+    r = client.post("/alerts/batch", json=sent, headers=auth(keys["ingest"]))
+    assert r.status_code == 201, r.text
+    ids = [x["alert_id"] for x in r.json()["results"]]
+    rows = conn.execute("SELECT box, frame_size, ST_X(geom), ST_Y(geom), extra, camera_id, event_id, incident_id, "
+                        "team_id, occurred_at FROM alerts WHERE id = ANY(%s) ORDER BY id", [ids]).fetchall()
+    assert len(rows) == size + 1
+    for a, x, (box, frame, lon, lat, extra, camera_id, event_id, incident, team, occurred) in zip(
+            sent, r.json()["results"], rows, strict=True):
+        assert (camera_id, event_id, incident, team) == (a["camera_id"], a["event_id"], x["incident_id"],
+                                                         x["team_id"])
+        assert occurred == datetime.fromisoformat(a["occurred_at"])
+        if "box" in a:
+            assert (box, frame, lon, lat) == (a["box"], a["frame_size"], a["lon"], a["lat"])
+            assert extra == {"note": a["note"], "tags": a["tags"]}
+        else:
+            assert (box, frame, extra) == (None, None, None)
+
+
 def test_large_batch_with_repeats_stores_only_the_new(client, keys, conn):
     """A large batch is first copied assuming no repeats; the repeats it does hold must
     leave no trace of that first try (no alert twice, no incident counted twice)."""
