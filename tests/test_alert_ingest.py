@@ -170,6 +170,35 @@ def test_batch_stores_every_field_as_sent(client, keys, conn, size):
             assert (box, frame, extra) == (None, None, None)
 
 
+def test_concurrent_ingests_of_one_happening_make_one_incident(db_url, conn):
+    """Single alerts and large batches from one camera, stored at once on separate
+    connections, all join one incident: the grouping locks serialise them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import psycopg
+
+    from gridwatch.alerts.ingest import ingest
+    from gridwatch.alerts.model import AlertIn
+    from gridwatch.geo.grid_index import GridIndex
+
+    index = GridIndex.load(conn)
+    base = datetime.now(UTC) - timedelta(days=3)
+    source = uuid.uuid4().hex
+
+    def one(k: int, size: int) -> None:
+        alerts = [AlertIn(**alert(source=source, camera_id="CAM-0007", type="sewer_overflow",
+                                  occurred_at=at((k * size + i) % 20 / 10, base))) for i in range(size)]
+        with psycopg.connect(db_url, autocommit=True) as mine:
+            ingest(mine, alerts, index, datetime.now(UTC))
+
+    jobs = [(k, 1) for k in range(12)] + [(k, 300) for k in range(3)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda job: one(*job), jobs))
+    incidents = conn.execute("SELECT DISTINCT incident_id FROM alerts WHERE source = %s", [source]).fetchall()
+    assert len(incidents) == 1
+    assert conn.execute("SELECT alert_count FROM incidents WHERE id = %s", incidents[0]).fetchone()[0] == 12 + 900
+
+
 def test_large_batch_with_repeats_stores_only_the_new(client, keys, conn):
     """A large batch is first copied assuming no repeats; the repeats it does hold must
     leave no trace of that first try (no alert twice, no incident counted twice)."""

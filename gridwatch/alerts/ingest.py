@@ -48,8 +48,11 @@ TYPES_TTL_S = 60.0
 # camera or a grid, so a small ingest locks (type, camera) and (type, grid), in one global
 # order (no deadlocks), under a shared lock on the type; a large batch takes the type's
 # lock exclusively instead (thousands of fine locks would exhaust the lock table).
-_TYPE_LOCK_SHARED_SQL = "SELECT pg_advisory_xact_lock_shared(hashtext('gridwatch.incident.' || %s))"
-_TYPE_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('gridwatch.incident.' || %s))"
+# (a lock function is volatile, so it runs after the sort: in order)
+_TYPE_LOCKS_SHARED_SQL = ("SELECT pg_advisory_xact_lock_shared(hashtext('gridwatch.incident.' || t)) "
+                          "FROM unnest(%b::text[]) t ORDER BY t")
+_TYPE_LOCKS_SQL = ("SELECT pg_advisory_xact_lock(hashtext('gridwatch.incident.' || t)) "
+                   "FROM unnest(%b::text[]) t ORDER BY t")
 _KEY_LOCKS_SQL = "SELECT pg_advisory_xact_lock(k) FROM unnest(%b::int[]) k ORDER BY k"
 FINE_LOCKS_UP_TO = 200
 _EXISTING_SQL = """
@@ -314,11 +317,9 @@ def _lock(conn, points: list[AlertPoint]) -> None:
     """Send the grouping locks (see FINE_LOCKS_UP_TO) into the current pipeline."""
     types = sorted({p.type for p in points})
     if len(points) > FINE_LOCKS_UP_TO:
-        for typ in types:
-            conn.execute(_TYPE_LOCK_SQL, [typ])
+        conn.execute(_TYPE_LOCKS_SQL, [types])
         return
-    for typ in types:
-        conn.execute(_TYPE_LOCK_SHARED_SQL, [typ])
+    conn.execute(_TYPE_LOCKS_SHARED_SQL, [types])
     names = {f"{p.type}/camera/{p.camera_id}" for p in points} | {f"{p.type}/grid/{p.grid_code}" for p in points}
     conn.execute(_KEY_LOCKS_SQL, [sorted(_hash32(n) for n in names)])
 
