@@ -24,6 +24,13 @@ class BadInput(GridwatchError):
     title = "Invalid input"
     exit_code = 2
 
+    @classmethod
+    def listing(cls, items: list[dict], suffix: str = "") -> "BadInput":
+        """One refusal for many {field, message} items: the first five in the detail, all
+        of them in `errors`."""
+        more = f" (and {len(items) - 5} more)" if len(items) > 5 else ""
+        return cls("; ".join(f"{e['field']}: {e['message']}" for e in items[:5]) + more + suffix, errors=items)
+
 
 class NotFound(GridwatchError):
     status = 404

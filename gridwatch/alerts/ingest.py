@@ -195,9 +195,7 @@ def _check(alerts: list[AlertIn], cameras: dict[str, Camera], windows: dict, now
     if errors:
         single = len(alerts) == 1
         items = [{"field": f if single else f"[{i}].{f}", "message": m, "index": i} for i, f, m in errors]
-        detail = "; ".join(f"{e['field']}: {e['message']}" for e in items[:5])
-        more = f" (and {len(items) - 5} more)" if len(items) > 5 else ""
-        raise BadInput(detail + more + ("" if single else "; nothing was stored"), errors=items)
+        raise BadInput.listing(items, "" if single else "; nothing was stored")
 
 
 @dataclass

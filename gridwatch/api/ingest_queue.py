@@ -92,7 +92,7 @@ class IngestQueue:
                 for i in bad:
                     mine = [e for e in exc.extra["errors"] if todo[e["index"]] == i]
                     items = [{"field": e["field"].split(".", 1)[-1], "message": e["message"]} for e in mine]
-                    error = BadInput("; ".join(f"{e['field']}: {e['message']}" for e in items), errors=items)
+                    error = BadInput.listing(items)
                     loop.call_soon_threadsafe(_fail, futures[i], error)
                 todo = [i for i in todo if i not in bad]
                 continue

@@ -70,10 +70,7 @@ def _refusal(exc: ValidationError) -> BadInput:
             return BadInput(f"{whole['too_long']['ctx']['actual_length']:,} alerts: at most {MAX_BATCH:,} per batch; "
                             f"split it")
         return BadInput("the body must be a JSON array of alerts")
-    items = validation_items(errors)
-    return BadInput("; ".join(f"{e['field']}: {e['message']}" for e in items[:5])
-                    + (f" (and {len(items) - 5} more)" if len(items) > 5 else "") + "; nothing was stored",
-                    errors=items)
+    return BadInput.listing(validation_items(errors), "; nothing was stored")
 
 
 @router.get("/alerts", summary="Alerts as GeoJSON; unassigned=true is the queue of alerts outside every grid",
