@@ -17,22 +17,28 @@ JOIN_RADIUS_M = 200.0
 NEAR_DEG = 0.0035
 OPEN = ("new", "dispatched", "acknowledged", "on_scene")
 
-# Open incidents of these types seen lately, which alerts in this time span may join
-# (call under the type locks), found by the index on (type, last_seen) of open incidents.
-# A few alerts narrow this to their cameras, and to their grids near their points; a large
-# batch, which touches most cameras and grids, takes them all (checked in Python).
-CANDIDATES_BULK_SQL = """
-SELECT id, type, camera_ids, grid_code, ST_X(geom), ST_Y(geom), first_seen, last_seen, alert_count,
-       team_id, team_reason
-FROM incidents
-WHERE status IN ('new', 'dispatched', 'acknowledged', 'on_scene')
-  AND type = ANY(%(types)b) AND last_seen >= %(since)s AND first_seen <= %(until)s
-"""
-CANDIDATES_SQL = CANDIDATES_BULK_SQL + """
-  AND (camera_ids && %(cameras)b::text[]
-       OR grid_code = ANY(%(grids)b) AND EXISTS (
-           SELECT 1 FROM unnest(%(lons)b::float8[], %(lats)b::float8[]) p(lon, lat)
-           WHERE abs(ST_X(geom) - p.lon) < %(near)s AND abs(ST_Y(geom) - p.lat) < %(near)s))
+# Open incidents that alerts of these types, in this time span, may join (call under the
+# type locks). A large batch, which touches most cameras and grids, takes every open
+# incident of its types seen lately, by (type, last_seen). A few alerts look up, each, the
+# incidents of its type that its camera joined (GIN on camera_ids) and those in its grid
+# near its point (type, grid, last_seen): a handful of index probes, where scanning every
+# recent incident of the types cost milliseconds. Python checks the rules exactly.
+_OPEN_RECENT = """status IN ('new', 'dispatched', 'acknowledged', 'on_scene')
+  AND i.last_seen >= %(since)s AND i.first_seen <= %(until)s"""
+_COLUMNS = """SELECT i.id, i.type, i.camera_ids, i.grid_code, ST_X(i.geom), ST_Y(i.geom), i.first_seen, i.last_seen,
+       i.alert_count, i.team_id, i.team_reason"""
+CANDIDATES_BULK_SQL = f"{_COLUMNS} FROM incidents i WHERE i.type = ANY(%(types)b) AND {_OPEN_RECENT}"
+CANDIDATES_SQL = f"""{_COLUMNS}
+FROM incidents i
+WHERE i.camera_ids && %(cameras)b::text[] AND {_OPEN_RECENT} AND EXISTS (
+    SELECT 1 FROM unnest(%(point_types)b::text[], %(point_cameras)b::text[]) p(type, camera)
+    WHERE p.type = i.type AND p.camera = ANY(i.camera_ids))
+UNION
+{_COLUMNS}
+FROM unnest(%(point_types)b::text[], %(point_grids)b::text[], %(lons)b::float8[], %(lats)b::float8[])
+     p(type, grid, lon, lat)
+JOIN incidents i ON i.type = p.type AND i.grid_code = p.grid
+WHERE {_OPEN_RECENT} AND abs(ST_X(i.geom) - p.lon) < %(near)s AND abs(ST_Y(i.geom) - p.lat) < %(near)s
 """
 
 
@@ -76,9 +82,10 @@ def candidates_query(points: list[AlertPoint], windows: dict[str, timedelta]) ->
     widest = max(windows[p.type] for p in points)
     # a box of NEAR_DEG around each point prefilters the 200 m rule (checked in metres later)
     return {"types": sorted({p.type for p in points}), "since": min(p.occurred_at for p in points) - widest,
-            "until": max(p.occurred_at for p in points) + widest, "cameras": sorted({p.camera_id for p in points}),
-            "grids": sorted({p.grid_code for p in points}), "lons": [p.lon for p in points],
-            "lats": [p.lat for p in points], "near": NEAR_DEG}
+            "until": max(p.occurred_at for p in points) + widest, "point_types": [p.type for p in points],
+            "cameras": sorted({p.camera_id for p in points}),
+            "point_cameras": [p.camera_id for p in points], "point_grids": [p.grid_code for p in points],
+            "lons": [p.lon for p in points], "lats": [p.lat for p in points], "near": NEAR_DEG}
 
 
 def candidates_from_rows(rows: list[tuple], to_metric) -> list[Group]:
