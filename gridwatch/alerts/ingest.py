@@ -261,12 +261,11 @@ def _group(conn, pipeline, alerts: list[AlertIn], placed: _Placed, windows, inde
     # these alerts may join, the teams (unless cached), ids for what may be written.
     if points:
         _lock(conn, points)
-    # These two are planned for each call: a plan cached by a pooled connection while alerts
-    # or incidents were few would keep scanning them whole for as long as it lives.
+    # planned for each call: a plan cached while alerts was small would keep scanning it whole
     existing_cur = conn.execute(_EXISTING_SQL, [[k[0] for k in keys], [k[1] for k in keys]], prepare=False) \
         if look else None
     candidates_cur = conn.execute(CANDIDATES_SQL if len(points) <= FINE_LOCKS_UP_TO else CANDIDATES_BULK_SQL,
-                                  candidates_query(points, windows), prepare=False) if points else None
+                                  candidates_query(points, windows)) if points else None
     board_cur = conn.execute(BOARD_SQL) if points and board_rows is None else None
     ids_cur = conn.execute(_IDS_SQL, [len(alerts), len(points)])
     pipeline.sync()

@@ -232,9 +232,7 @@ class Cluster:
         with open(data_dir / "postgresql.conf", "a") as conf:
             conf.write("\n# gridwatch\nlisten_addresses = '127.0.0.1'\nmax_connections = 200\n"
                        "shared_buffers = 256MB\nwork_mem = 16MB\nmaintenance_work_mem = 256MB\n"
-                       "max_wal_size = 2GB\ntimezone = 'UTC'\n"
-                       # ingest plans from the statistics of tables that may fill in minutes
-                       "autovacuum_naptime = 10s\n")
+                       "max_wal_size = 2GB\ntimezone = 'UTC'\n")
         self._save(state)
         return state
 
