@@ -77,15 +77,19 @@ class AlertPoint:
     y: float
 
 
-def candidates_query(points: list[AlertPoint], windows: dict[str, timedelta]) -> dict:
-    """Parameters of CANDIDATES_SQL: open incidents these points could join."""
+def candidates_query(points: list[AlertPoint], windows: dict[str, timedelta], bulk: bool) -> tuple[str, dict]:
+    """The query for the open incidents these points could join, and its parameters:
+    CANDIDATES_BULK_SQL for a large batch, else CANDIDATES_SQL (see above)."""
     widest = max(windows[p.type] for p in points)
+    span = {"since": min(p.occurred_at for p in points) - widest,
+            "until": max(p.occurred_at for p in points) + widest}
+    if bulk:
+        return CANDIDATES_BULK_SQL, {"types": sorted({p.type for p in points}), **span}
     # a box of NEAR_DEG around each point prefilters the 200 m rule (checked in metres later)
-    return {"types": sorted({p.type for p in points}), "since": min(p.occurred_at for p in points) - widest,
-            "until": max(p.occurred_at for p in points) + widest, "point_types": [p.type for p in points],
-            "cameras": sorted({p.camera_id for p in points}),
-            "point_cameras": [p.camera_id for p in points], "point_grids": [p.grid_code for p in points],
-            "lons": [p.lon for p in points], "lats": [p.lat for p in points], "near": NEAR_DEG}
+    return CANDIDATES_SQL, {**span, "cameras": sorted({p.camera_id for p in points}),
+                            "point_types": [p.type for p in points], "point_cameras": [p.camera_id for p in points],
+                            "point_grids": [p.grid_code for p in points], "lons": [p.lon for p in points],
+                            "lats": [p.lat for p in points], "near": NEAR_DEG}
 
 
 def candidates_from_rows(rows: list[tuple], to_metric) -> list[Group]:

@@ -21,8 +21,6 @@ import psycopg
 from gridwatch.alerts.cameras import Camera
 from gridwatch.alerts.dispatch import BOARD_SQL, TeamBoard
 from gridwatch.alerts.grouping import (
-    CANDIDATES_BULK_SQL,
-    CANDIDATES_SQL,
     AlertPoint,
     Group,
     assign,
@@ -264,8 +262,8 @@ def _group(conn, pipeline, alerts: list[AlertIn], placed: _Placed, windows, inde
     # planned for each call: a plan cached while alerts was small would keep scanning it whole
     existing_cur = conn.execute(_EXISTING_SQL, [[k[0] for k in keys], [k[1] for k in keys]], prepare=False) \
         if look else None
-    candidates_cur = conn.execute(CANDIDATES_SQL if len(points) <= FINE_LOCKS_UP_TO else CANDIDATES_BULK_SQL,
-                                  candidates_query(points, windows)) if points else None
+    candidates_cur = conn.execute(*candidates_query(points, windows, bulk=len(points) > FINE_LOCKS_UP_TO)) \
+        if points else None
     board_cur = conn.execute(BOARD_SQL) if points and board_rows is None else None
     ids_cur = conn.execute(_IDS_SQL, [len(alerts), len(points)])
     pipeline.sync()

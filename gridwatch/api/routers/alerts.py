@@ -24,7 +24,6 @@ Conn = Annotated[psycopg.Connection, Depends(db)]
 _batch = TypeAdapter(Annotated[list[AlertIn], Field(max_length=MAX_BATCH)])
 
 
-
 @router.post("/alerts", summary="One alert → placed, matched, grouped, assigned (201; 200 for a repeat)",
              dependencies=[Depends(require("operator", ingest=True))])
 async def post_alert(alert: AlertIn, request: Request) -> Response:
