@@ -370,6 +370,7 @@ def map_heatmap(
     file with every script, style and image inside it."""
     from datetime import UTC, datetime
 
+    from gridwatch.alerts.types import known_type, type_windows
     from gridwatch.api.routers.maps import _dates, _page_window
     from gridwatch.config import api_settings
     from gridwatch.db import connect
@@ -384,7 +385,8 @@ def map_heatmap(
     settings = api_settings()
     with connect() as conn:
         say("building the heat map")
-        types = [r[0] for r in conn.execute("SELECT type FROM alert_types ORDER BY type")]
+        known_type(conn, window.type)
+        types = sorted(type_windows(conn))
         townships = dict(conn.execute("SELECT code, name FROM townships ORDER BY code").fetchall())
         page = heatmap_page(conn, GridIndex.load(conn), window, datetime.now(UTC),
                             Base(settings.tile_url, settings.tile_attribution, live=False), types, townships)

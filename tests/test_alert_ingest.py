@@ -107,6 +107,8 @@ def test_alert_outside_every_grid_waits_in_the_unassigned_queue(client, keys, co
     queue = client.get("/alerts", params={"unassigned": "true"}, headers=auth(keys["dispatcher"])).json()
     assert body["alert_id"] in [f["id"] for f in queue["features"]]
     assert all(f["properties"]["grid_code"] is None for f in queue["features"])
+    r = client.get("/alerts", params={"unassigned": "true", "type": "motions"}, headers=auth(keys["dispatcher"]))
+    assert r.status_code == 422 and "unknown alert type 'motions'" in r.json()["detail"]
 
 
 def test_busy_responsible_teams_give_way_to_the_nearest_available(client, keys, conn):

@@ -113,6 +113,11 @@ def test_listing_filters(client, keys):
     assert r.status_code == 422 and "before" in r.json()["detail"]
     statuses = client.get("/incidents", params={"status": "dispatched,new"}, headers=h).json()["features"]
     assert statuses and {f["properties"]["status"] for f in statuses} <= {"dispatched", "new"}
+    # a misspelt filter is refused with the right words, not answered with nothing
+    r = client.get("/incidents", params={"status": "new,on-scene"}, headers=h)
+    assert r.status_code == 422 and "'on-scene'" in r.json()["detail"] and "on_scene" in r.json()["detail"]
+    r = client.get("/incidents", params={"type": "fire"}, headers=h)
+    assert r.status_code == 422 and "fire_smoke" in r.json()["detail"]
 
 
 def test_missed_contact_escalates_to_township_then_resolution_to_county(client, keys, db_url):

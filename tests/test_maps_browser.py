@@ -186,8 +186,11 @@ def test_saved_heatmap_opens_from_disk_with_no_network(server, browser, db_url, 
         w.close()
 
 
-def test_unknown_grid_page_is_404(server, keys):
+def test_unknown_grid_page_is_404_bad_window_or_type_422(server, keys):
     r = httpx.get(server.url + "/maps/grids/632223100001999", headers=auth(keys["viewer"]))
     assert r.status_code == 404 and "632223100001999" in r.json()["detail"]
     r = httpx.get(server.url + "/maps/heatmap", params={"since": "yesterday"}, headers=auth(keys["viewer"]))
     assert r.status_code == 422 and "since" in r.json()["detail"]
+    for page in ("heatmap", "timelapse"):
+        r = httpx.get(f"{server.url}/maps/{page}", params={"type": "smoke"}, headers=auth(keys["viewer"]))
+        assert r.status_code == 422 and "unknown alert type 'smoke'" in r.json()["detail"]

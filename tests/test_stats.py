@@ -133,6 +133,7 @@ def test_timeline_and_deadlines(client, keys, loaded):
     ({"since": "2026-10-01T00:00:00"}, "timezone"),
     ({"since": "2026-10-05T00:00:00Z", "until": "2026-10-01T00:00:00Z"}, "before"),
     ({"cell_m": 0}, "cell_m"),
+    ({"type": "fire"}, "unknown alert type 'fire'; one of"),
 ])
 def test_bad_stats_queries(client, keys, params, words):
     path = "/stats/heat" if "cell_m" in params else "/stats/grids"

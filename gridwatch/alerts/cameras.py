@@ -7,6 +7,7 @@ import numpy as np
 import orjson
 import psycopg
 
+from gridwatch.alerts.types import type_windows
 from gridwatch.errors import BadInput, Conflict, NotFound
 from gridwatch.geo.camera_view import Calibration, Homography, fit_homography, view_sector
 from gridwatch.geo.crs import WGS84, transformer
@@ -105,7 +106,7 @@ def set_video(conn: psycopg.Connection, camera_id: str, zones: list[dict] | None
               masks: list[list[list[float]]] | None) -> None:
     """Replace the camera's zones and/or privacy masks; zone types must be alert types."""
     if zones is not None:
-        known = {r[0] for r in conn.execute("SELECT type FROM alert_types")}
+        known = type_windows(conn)
         unknown = sorted({z["type"] for z in zones} - known)
         if unknown:
             raise BadInput(f"zones: unknown alert type(s) {', '.join(unknown)}; one of {', '.join(sorted(known))}")

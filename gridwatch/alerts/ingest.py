@@ -10,7 +10,6 @@ writes nothing.
 
 import hashlib
 import struct
-import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -29,6 +28,7 @@ from gridwatch.alerts.grouping import (
 )
 from gridwatch.alerts.model import AlertIn
 from gridwatch.alerts.registry import Registry
+from gridwatch.alerts.types import type_windows
 from gridwatch.errors import BadInput
 from gridwatch.geo.crs import metres_between
 from gridwatch.geo.grid_index import GridIndex
@@ -39,8 +39,6 @@ CONTACT_WITHIN = timedelta(hours=1)
 RESOLVE_WITHIN = timedelta(days=3)
 # A homography answer further than this from the camera is not believed.
 PLACE_SLACK_M = 200.0
-# Alert types and their windows change rarely; they are read again after this long.
-TYPES_TTL_S = 60.0
 
 # Grouping locks. Two alerts that could join one incident share their type and either a
 # camera or a grid, so a small ingest locks (type, camera) and (type, grid), in one global
@@ -115,7 +113,6 @@ FROM unnest(%b::bigint[], %b::int[], %b::timestamptz[], %b::timestamptz[], %b::t
      u(id, n, first_seen, last_seen, cameras)
 WHERE i.id = u.id
 """
-_types_cache: tuple[float, dict[str, timedelta]] = (0.0, {})
 
 
 @dataclass(frozen=True)
@@ -148,7 +145,7 @@ def ingest(conn: psycopg.Connection, alerts: list[AlertIn], index: GridIndex, no
     if not alerts:
         return []
     registry = registry or Registry()
-    windows = _windows(conn)
+    windows = type_windows(conn)
     cameras = registry.cameras(conn, sorted({a.camera_id for a in alerts}))
     _check(alerts, cameras, windows, now if check_future else None)
     placed = _Placed.of(alerts, cameras, index)
@@ -166,15 +163,6 @@ def ingest(conn: psycopg.Connection, alerts: list[AlertIn], index: GridIndex, no
                 raise
             look = True
     raise AssertionError("unreachable")
-
-
-def _windows(conn: psycopg.Connection) -> dict[str, timedelta]:
-    global _types_cache
-    loaded_at, windows = _types_cache
-    if time.monotonic() - loaded_at > TYPES_TTL_S:
-        windows = {t: timedelta(seconds=s) for t, s in conn.execute("SELECT type, window_s FROM alert_types")}
-        _types_cache = (time.monotonic(), windows)
-    return windows
 
 
 def _check(alerts: list[AlertIn], cameras: dict[str, Camera], windows: dict, now: datetime | None) -> None:

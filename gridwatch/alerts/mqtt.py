@@ -15,7 +15,7 @@ seen by a camera.
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 
 import orjson
@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from gridwatch.alerts.ingest import ingest
 from gridwatch.alerts.model import AlertIn
 from gridwatch.alerts.registry import Registry
+from gridwatch.alerts.types import type_windows
 from gridwatch.errors import BadInput
 from gridwatch.geo.grid_index import LiveIndex
 
@@ -44,7 +45,7 @@ class Skip(Exception):
     """A message that cannot become an alert; the text says why."""
 
 
-def to_alert(payload: bytes, known_types: set[str]) -> tuple[str, AlertIn, datetime | None]:
+def to_alert(payload: bytes, known_types: Collection[str]) -> tuple[str, AlertIn, datetime | None]:
     """(kind, alert, ended_at) of a Frigate event message; raises Skip with the reason."""
     try:
         message = orjson.loads(payload)
@@ -76,7 +77,7 @@ def to_alert(payload: bytes, known_types: set[str]) -> tuple[str, AlertIn, datet
     return kind, alert, datetime.fromtimestamp(float(ended), UTC) if ended else None
 
 
-def hazard_type(label: str, zones: list[str], known_types: set[str]) -> str | None:
+def hazard_type(label: str, zones: list[str], known_types: Collection[str]) -> str | None:
     """The alert type of a detection: its zone's type if the zone names one, else its label's."""
     zone_types = [z if z in known_types else ZONE_TYPES.get(z) for z in zones]
     zone_types = [t for t in zone_types if t]
@@ -116,7 +117,6 @@ class Listener:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
-        self.known_types: set[str] = set()
 
     def run(self) -> None:
         self.client.connect_async(self.host, self.port, keepalive=30)
@@ -139,10 +139,8 @@ class Listener:
             log.exception("could not handle a frigate message")
 
     def handle(self, conn: psycopg.Connection, payload: bytes) -> None:
-        if not self.known_types:
-            self.known_types = {r[0] for r in conn.execute("SELECT type FROM alert_types")}
         try:
-            kind, alert, ended = to_alert(payload, self.known_types)
+            kind, alert, ended = to_alert(payload, type_windows(conn))
             if kind != "new" and update_alert(conn, alert, ended, ended or datetime.now(UTC)):
                 log.info("frigate %s %s: updated", kind, alert.event_id)
                 return

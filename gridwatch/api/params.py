@@ -4,9 +4,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Query
+import psycopg
+from fastapi import Depends, Query
 from pydantic import AwareDatetime
 
+from gridwatch.alerts.types import known_type
+from gridwatch.api.deps import db
 from gridwatch.errors import BadInput
 
 BBox = tuple[float, float, float, float]
@@ -77,3 +80,9 @@ def window_query(
     if since is not None and until is not None and since >= until:
         raise BadInput(f"since ({since.isoformat()}) must be before until ({until.isoformat()})")
     return TimeWindow(since, until)
+
+
+def type_query(conn: Annotated[psycopg.Connection, Depends(db)],
+               type: Annotated[str | None, Query(description="alert type, e.g. fire_smoke")] = None) -> str | None:
+    """The alert type filter, refused if no such type (rather than an empty answer)."""
+    return known_type(conn, type)

@@ -15,7 +15,7 @@ from gridwatch.alerts.queries import alert_collection, alert_feature
 from gridwatch.api.auth import require
 from gridwatch.api.deps import db, json_response
 from gridwatch.api.errors import validation_items
-from gridwatch.api.params import BBox, Page, TimeWindow, bbox_query, page_query, window_query
+from gridwatch.api.params import BBox, Page, TimeWindow, bbox_query, page_query, type_query, window_query
 from gridwatch.errors import BadInput, NotFound
 from gridwatch.video.detect import store_snapshot
 
@@ -77,7 +77,7 @@ def _refusal(exc: ValidationError) -> BadInput:
 def list_alerts(conn: Conn, window: Annotated[TimeWindow, Depends(window_query)],
                 bbox: Annotated[BBox | None, Depends(bbox_query)], page: Annotated[Page, Depends(page_query)],
                 camera: str | None = None, grid: str | None = None, township: str | None = None,
-                type: str | None = None, incident: int | None = None,
+                type: Annotated[str | None, Depends(type_query)] = None, incident: int | None = None,
                 unassigned: Annotated[bool, Query(description="only alerts outside every grid")] = False
                 ) -> Response:
     body = alert_collection(conn, bbox=bbox, since=window.since, until=window.until, unassigned=unassigned,

@@ -11,11 +11,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from gridwatch.alerts import deadlines
-from gridwatch.alerts.incidents import ACTIONS, act, incident_collection, incident_detail
+from gridwatch.alerts.incidents import ACTIONS, STATUSES, act, incident_collection, incident_detail
 from gridwatch.api.auth import Principal, authenticate, require
 from gridwatch.api.deps import db
-from gridwatch.api.params import Page, TimeWindow, page_query, window_query
-from gridwatch.errors import Forbidden
+from gridwatch.api.params import Page, TimeWindow, page_query, type_query, window_query
+from gridwatch.errors import BadInput, Forbidden
 
 GEOJSON = "application/geo+json"
 router = APIRouter(tags=["incidents"])
@@ -60,14 +60,28 @@ async def stream(request: Request) -> StreamingResponse:
 def list_incidents(conn: Conn, window: Annotated[TimeWindow, Depends(window_query)],
                    page: Annotated[Page, Depends(page_query)],
                    status: Annotated[str | None, Query(description="comma-separated, e.g. new,dispatched")] = None,
-                   grid: str | None = None, township: str | None = None, type: str | None = None,
+                   grid: str | None = None, township: str | None = None,
+                   type: Annotated[str | None, Depends(type_query)] = None,
                    overdue: Annotated[bool | None, Query(description="only (or, false: no) late ones")] = None
                    ) -> Response:
-    statuses = [s.strip() for s in status.split(",")] if status else None
+    statuses = _statuses(status)
     body = incident_collection(conn, _now(), filters={"status": statuses, "grid": grid, "township": township,
                                                       "type": type, "since": window.since, "until": window.until},
                                overdue=overdue, limit=page.limit, offset=page.offset)
     return Response(body, media_type=GEOJSON)
+
+
+def _statuses(status: str | None) -> list[str] | None:
+    """The status filter as a list; a misspelt status is refused, not matched against nothing."""
+    if not status:
+        return None
+    statuses = [s.strip() for s in status.split(",")]
+    unknown = [s for s in statuses if s not in STATUSES]
+    if unknown:
+        raise BadInput(f"status: unknown {', '.join(map(repr, unknown))}; one or more (comma-separated) of "
+                       f"{', '.join(STATUSES)}", errors=[{"field": "status", "message": "unknown status",
+                                                          "input": u} for u in unknown])
+    return statuses
 
 
 @router.get("/incidents/{incident_id}", summary="One incident with its alerts, history and departments",

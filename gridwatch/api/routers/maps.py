@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from gridwatch.alerts.types import known_type, type_windows
 from gridwatch.api.auth import require
 from gridwatch.api.params import TimeWindow
 from gridwatch.api.routers.stats import stats_window
@@ -72,7 +73,8 @@ async def heatmap(request: Request, since: str | None = None, until: str | None 
     window = _page_window(_dates(since, until), type, township)
 
     def build(conn) -> str:
-        types = [r[0] for r in conn.execute("SELECT type FROM alert_types ORDER BY type")]
+        known_type(conn, window.type)
+        types = sorted(type_windows(conn))
         townships = dict(conn.execute("SELECT code, name FROM townships ORDER BY code").fetchall())
         return pages.heatmap_page(conn, request.app.state.grid_index.index, window, datetime.now(UTC), _base(),
                                   types, townships)
@@ -85,8 +87,11 @@ async def heatmap(request: Request, since: str | None = None, until: str | None 
 async def timelapse(request: Request, since: str | None = None, until: str | None = None, type: str | None = None,
                     township: str | None = None) -> HTMLResponse:
     window = _page_window(_dates(since, until), type, township)
-    return await _page(request, lambda conn: pages.timelapse_page(conn, request.app.state.grid_index.index, window,
-                                                                  _base()))
+    def build(conn) -> str:
+        known_type(conn, window.type)
+        return pages.timelapse_page(conn, request.app.state.grid_index.index, window, _base())
+
+    return await _page(request, build)
 
 
 @router.get("/maps/grids/{code}", response_class=HTMLResponse, dependencies=[Depends(viewer)],

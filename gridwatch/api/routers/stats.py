@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from gridwatch.api.auth import require
 from gridwatch.api.deps import db, json_response
-from gridwatch.api.params import TimeWindow, window_query
+from gridwatch.api.params import TimeWindow, type_query, window_query
 from gridwatch.config import api_settings
 from gridwatch.stats.counts import Window, compliance, grid_counts, heat_cells, timeline
 from gridwatch.stats.hotspots import hotspots
@@ -22,7 +22,7 @@ DEFAULT_DAYS = 30
 
 
 def stats_window(time: Annotated[TimeWindow, Depends(window_query)],
-                 type: Annotated[str | None, Query(description="alert type")] = None,
+                 type: Annotated[str | None, Depends(type_query)] = None,
                  township: Annotated[str | None, Query(description="township code")] = None) -> Window:
     until = time.until or datetime.now(UTC)
     return Window(time.since or until - timedelta(days=DEFAULT_DAYS), until, type, township)
