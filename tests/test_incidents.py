@@ -210,6 +210,14 @@ def test_fresh_gps_is_used_stale_gps_falls_back_to_base(client, keys):
                                                               "at": (now + timedelta(hours=1)).isoformat()},
                          headers=auth(keys["operator"]))
     assert future.status_code == 422 and "future" in future.json()["detail"]
+    # a ping without a time is taken as of its arrival; a bad one is named once, by field
+    r = client.post("/patrols/POLICE-4/positions", json={"lon": 101.3, "lat": 37.0}, headers=auth(keys["operator"]))
+    assert r.status_code == 201 and r.json()["stored"] == 1
+    assert client.get("/patrols/POLICE-4", headers=auth(keys["viewer"])).json()["properties"]["position"] == "gps"
+    r = client.post("/patrols/POLICE-4/positions", json={"lon": 101.3}, headers=auth(keys["operator"]))
+    assert r.status_code == 422 and r.json()["detail"] == "positions[0].lat: Field required"
+    r = client.post("/patrols/NO-SUCH/positions", json={"lon": 101.3, "lat": 37.0}, headers=auth(keys["operator"]))
+    assert r.status_code == 404 and "NO-SUCH" in r.json()["detail"]
 
 
 def test_no_team_available_says_why(db_url):

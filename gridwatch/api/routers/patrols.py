@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 import orjson
 import psycopg
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
 from starlette.responses import Response
 
 from gridwatch.alerts import patrols
@@ -45,12 +45,19 @@ class TeamPatch(BaseModel):
 class Ping(BaseModel):
     lon: Lon
     lat: Lat
-    at: AwareDatetime
+    at: AwareDatetime | None = Field(None, description="the fix time (default: when received)")
 
 
 class Pings(BaseModel):
+    """Several pings ({positions: [...]}), or one ({lon, lat, at}) taken as a list of one, so
+    errors name the same fields either way."""
+
     positions: Annotated[list[Ping], Field(min_length=1, max_length=10_000)]
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one(cls, data):
+        return {"positions": [data]} if isinstance(data, dict) and "positions" not in data else data
 
 
 def _now() -> datetime:
@@ -112,7 +119,8 @@ def update_team(team_id: str, changes: TeamPatch, conn: Conn, request: Request) 
 
 @router.post("/patrols/{team_id}/positions", summary="GPS pings of an on-duty team (one, or {positions: [...]})",
              dependencies=[Depends(require("operator"))])
-def add_positions(team_id: str, body: Ping | Pings, conn: Conn) -> Response:
-    pings = body.positions if isinstance(body, Pings) else [body]
-    stored = patrols.add_positions(conn, team_id, [(p.at, p.lon, p.lat) for p in pings], _now())
+def add_positions(team_id: str, body: Pings, conn: Conn) -> Response:
+    now = _now()
+    pings = body.positions
+    stored = patrols.add_positions(conn, team_id, [(p.at or now, p.lon, p.lat) for p in pings], now)
     return json_response({"team_id": team_id, "received": len(pings), "stored": stored}, 201)
