@@ -72,6 +72,12 @@ def test_wrong_transition_is_409_saying_what_is_allowed(client, keys):
     body = r.json()
     assert "cannot resolve an incident that is dispatched" in body["detail"]
     assert set(body["allowed"]) == {"dispatch", "acknowledge", "on_scene", "false_alarm", "cancel"}
+    # the wrong moment is said first: a note would not make it right
+    r = do(client, keys, iid, "resolve", role="operator")
+    assert r.status_code == 409 and "cannot resolve" in r.json()["detail"]
+    r = client.post(f"/incidents/{iid}/acknowledge", content=b"{oops", headers={**auth(keys["operator"]),
+                                                                              "content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["detail"].startswith("body: not JSON")
     do(client, keys, iid, "false-alarm", note="a reflection on the lens")
     r = do(client, keys, iid, "acknowledge", role="operator")
     assert r.status_code == 409 and "finished" in r.json()["detail"]

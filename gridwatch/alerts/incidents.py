@@ -127,8 +127,6 @@ def act(conn: psycopg.Connection, incident_id: int, action: str, actor: str, now
     state machine does not allow, saying which are)."""
     spec = ACTIONS[action]
     note = (note or "").strip() or None
-    if spec.note_required and note is None:
-        raise BadInput(f"{action.replace('_', ' ')} needs a note saying what was done")
     row = conn.execute("SELECT status, team_id, contacted_at, contact_due, resolve_due, feedback_due, feedback_at, "
                        "grid_code, ST_X(geom), ST_Y(geom), contact_state, resolve_state, feedback_state "
                        "FROM incidents WHERE id = %s FOR UPDATE", [incident_id]).fetchone()
@@ -146,6 +144,8 @@ def act(conn: psycopg.Connection, incident_id: int, action: str, actor: str, now
         raise Conflict(f"cannot {action.replace('_', ' ')} an incident that is {status}; "
                        f"allowed now: {', '.join(allowed) or 'nothing (it is finished)'}",
                        incident_status=status, allowed=allowed)
+    if spec.note_required and note is None:
+        raise BadInput(f"{action.replace('_', ' ')} needs a note saying what was done")
     sets: dict[str, object] = {"status": spec.to, "updated_at": now}
     reason = None
     if action == "dispatch":
