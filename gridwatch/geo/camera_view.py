@@ -82,8 +82,8 @@ def fit_homography(frame_size: tuple[int, int], pixels: np.ndarray, lonlat: np.n
     epsg = utm_epsg(*lonlat.mean(axis=0))
     x, y = transformer(WGS84, f"EPSG:{epsg}").transform(lonlat[:, 0], lonlat[:, 1])
     ground = np.column_stack([x, y])
-    _check_spread(pixels, "pixel", 1.0)
-    _check_spread(ground, "ground", 0.5)
+    _check_spread(pixels, "pixel", "image", 1.0)
+    _check_spread(ground, "ground", "ground the camera sees", 0.5)
     method = cv2.RANSAC if n > 4 else 0
     # Fit around a local origin: UTM coordinates in the millions cost the fit its precision.
     origin = ground.mean(axis=0)
@@ -110,7 +110,7 @@ def fit_homography(frame_size: tuple[int, int], pixels: np.ndarray, lonlat: np.n
     return Calibration(homography, round(rms, 3), [round(float(e), 3) for e in errors], inliers.tolist())
 
 
-def _check_spread(points: np.ndarray, what: str, min_gap: float) -> None:
+def _check_spread(points: np.ndarray, what: str, where: str, min_gap: float) -> None:
     """Refuse repeated points and points on one line: they cannot fix a plane."""
     for i in range(len(points)):
         d = np.linalg.norm(points[i + 1:] - points[i], axis=1)
@@ -120,7 +120,7 @@ def _check_spread(points: np.ndarray, what: str, min_gap: float) -> None:
     centred = points - points.mean(axis=0)
     sv = np.linalg.svd(centred, compute_uv=False)
     if sv[1] < 1e-3 * sv[0]:
-        raise BadInput(f"the {what} points lie on one line; spread them over the {what}")
+        raise BadInput(f"the {what} points lie on one line; spread them over the {where}")
     if len(points) == 4:
         # four pairs fix a homography only if no three of them are on one line
         for skip in range(4):
