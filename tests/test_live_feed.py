@@ -78,3 +78,46 @@ def test_every_client_on_every_worker_sees_every_change(db_url, keys):
 
 def test_stream_needs_a_key(client):
     assert client.get("/incidents/stream").status_code == 401
+
+
+def events(url: str, key: str, last_event_id: str | None = None, read_s: float = 10.0):
+    """(id, feature) of each incident event until `read_s` passes without one."""
+    headers = {**auth(key), **({"Last-Event-ID": last_event_id} if last_event_id else {})}
+    with httpx.Client(timeout=httpx.Timeout(5, read=read_s)) as client, \
+            client.stream("GET", url + "/incidents/stream", headers=headers) as response:
+        assert response.status_code == 200
+        event_id = None
+        try:
+            for line in response.iter_lines():
+                if line.startswith("id: "):
+                    event_id = line[4:]
+                elif line.startswith("data: "):
+                    yield event_id, orjson.loads(line[6:])
+        except httpx.ReadTimeout:
+            return
+
+
+def test_a_client_that_reconnects_gets_what_it_missed(db_url, keys):
+    server = Server(db_url).start()
+
+    def post(camera: str) -> int:
+        alert = {"source": "live", "event_id": uuid.uuid4().hex, "camera_id": camera, "type": "sewer_overflow",
+                 "score": 0.8, "occurred_at": datetime.now(UTC).isoformat()}
+        return httpx.post(server.url + "/alerts", json=alert, headers=auth(keys["ingest"])).json()["incident_id"]
+
+    try:
+        seen = events(server.url, keys["viewer"])
+        threading.Timer(0.5, post, ["CAM-0011"]).start()
+        last_id, first = next(seen)
+        seen.close()  # the connection drops...
+        missed = post("CAM-0311")  # ...and meanwhile an incident starts
+        assert missed != first["id"]
+        time.sleep(1)  # announced to the clients connected then (none)
+        # a fresh client sees only what happens from now on
+        assert missed not in [f["id"] for _, f in events(server.url, keys["viewer"], read_s=1.5)]
+        # the browser reconnects with the last id it saw, and is sent what changed since
+        resumed = [f["id"] for _, f in events(server.url, keys["viewer"], last_id, read_s=1.5)]
+        assert missed in resumed and first["id"] in resumed
+        assert resumed.index(first["id"]) < resumed.index(missed)  # in the order they changed
+    finally:
+        server.stop()

@@ -4,6 +4,11 @@ Each server worker holds one LISTEN connection; the database announces every new
 changed incident (a trigger on `incidents`), so clients see changes made by any worker
 or process. Notifications are coalesced for a quarter second and enriched with one query,
 then fanned out to this worker's subscribers.
+
+Each event's id is the incident's change time (microseconds since the epoch). A browser
+that lost the stream reconnects by itself and sends the last id it saw (Last-Event-ID):
+it first gets what changed since then, so a command room never stays stale after a
+dropped connection.
 """
 
 import asyncio
@@ -22,6 +27,16 @@ COALESCE_S = 0.25
 KEEPALIVE_S = 15.0
 QUEUE_SIZE = 10_000
 BULK_LIMIT = 500
+# Commits land out of order by up to a request's duration: a resuming client is sent the
+# changes from this long before its last event too (a repeat only redraws an incident).
+RESUME_MARGIN = timedelta(seconds=5)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The incidents named, and the latest BULK_LIMIT changed since %(since)s, as features with
+# their change times; oldest change first, so a client's last event id is its latest.
+_CHANGED_SQL = f"""SELECT {FEATURE_SQL}::text, i.updated_at FROM incidents i
+WHERE i.id = ANY(%(ids)s)
+   OR i.id IN (SELECT id FROM incidents WHERE updated_at >= %(since)s ORDER BY updated_at DESC LIMIT {BULK_LIMIT})
+ORDER BY i.updated_at, i.id"""
 
 
 class LiveFeed:
@@ -46,16 +61,23 @@ class LiveFeed:
     async def events(self, request: Request) -> AsyncIterator[str]:
         """The SSE stream of one client, until it disconnects."""
         queue: asyncio.Queue = asyncio.Queue(QUEUE_SIZE)
-        self.subscribers.add(queue)
+        self.subscribers.add(queue)  # before the catch-up: nothing falls between the two
         try:
             yield "retry: 3000\n\n"
+            since = _event_time(request.headers.get("last-event-id"))
+            if since is not None:
+                async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as conn:
+                    cur = await conn.execute(_CHANGED_SQL, {"ids": [], "since": since - RESUME_MARGIN,
+                                                            "now": datetime.now(UTC)})
+                    for text, changed in await cur.fetchall():
+                        yield _event(text, changed)
             while not await request.is_disconnected():
                 try:
-                    feature = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+                    event = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
                 except TimeoutError:
                     yield ": keep-alive\n\n"
                     continue
-                yield f"id: {feature['id']}\nevent: incident\ndata: {orjson.dumps(feature).decode()}\n\n"
+                yield event
         finally:
             self.subscribers.discard(queue)
 
@@ -89,14 +111,27 @@ class LiveFeed:
         if not self.subscribers:
             return
         # after a bulk change, the latest BULK_LIMIT changed incidents stand for all of them
-        cur = await conn.execute(f"SELECT {FEATURE_SQL}::text FROM incidents i WHERE i.id = ANY(%(ids)s) "
-                                 f"OR i.id IN (SELECT id FROM incidents WHERE updated_at >= %(since)s "
-                                 f"ORDER BY updated_at DESC LIMIT {BULK_LIMIT})",
-                                 {"ids": ids, "now": datetime.now(UTC), "since": since or datetime.max.replace(
-                                     tzinfo=UTC)})
-        for (text,) in await cur.fetchall():
-            feature = orjson.loads(text)
+        cur = await conn.execute(_CHANGED_SQL, {"ids": ids, "now": datetime.now(UTC),
+                                                "since": since or datetime.max.replace(tzinfo=UTC)})
+        for text, changed in await cur.fetchall():
+            event = _event(text, changed)
             for queue in list(self.subscribers):
                 if queue.full():
                     continue  # a client this far behind reloads; the others must not wait for it
-                queue.put_nowait(feature)
+                queue.put_nowait(event)
+
+
+def _event(text: str, changed: datetime) -> str:
+    """One SSE event: the incident as a GeoJSON Feature on one line, its change time as the id."""
+    data = orjson.dumps(orjson.loads(text)).decode()
+    return f"id: {(changed - _EPOCH) // timedelta(microseconds=1)}\nevent: incident\ndata: {data}\n\n"
+
+
+def _event_time(last_event_id: str | None) -> datetime | None:
+    """The change time a reconnecting client last saw (None if absent or not ours)."""
+    if not last_event_id or not last_event_id.isdigit():
+        return None
+    try:
+        return _EPOCH + timedelta(microseconds=int(last_event_id))
+    except OverflowError:
+        return None
