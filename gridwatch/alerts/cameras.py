@@ -107,7 +107,7 @@ def set_video(conn: psycopg.Connection, camera_id: str, zones: list[dict] | None
     """Replace the camera's zones and/or privacy masks; zone types must be alert types."""
     if zones is not None:
         known = type_windows(conn)
-        unknown = sorted({z["type"] for z in zones} - known)
+        unknown = sorted({z["type"] for z in zones} - known.keys())
         if unknown:
             raise BadInput(f"zones: unknown alert type(s) {', '.join(unknown)}; one of {', '.join(sorted(known))}")
     conn.execute("UPDATE cameras SET zones = coalesce(%s::jsonb, zones), "
