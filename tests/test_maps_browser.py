@@ -119,6 +119,10 @@ SHOW_TOOLTIP = """code => {
 
 
 def test_command_room(server, browser, keys):
+    # an alert outside every grid waits in the dispatcher's queue, on the map too
+    outside = {"source": "browser", "event_id": uuid.uuid4().hex, "camera_id": "CAM-0300", "type": "road_obstruction",
+               "score": 0.7, "occurred_at": datetime.now(UTC).isoformat(), "lon": 100.2, "lat": 36.9}
+    assert httpx.post(server.url + "/alerts", json=outside, headers=auth(keys["ingest"])).json()["grid_code"] is None
     w = Watched(browser)
     try:
         login(w, server, keys["viewer"], "/maps/")
@@ -126,6 +130,8 @@ def test_command_room(server, browser, keys):
         page.wait_for_function("document.querySelectorAll('path.gw-grid').length === 127", timeout=15000)
         page.wait_for_function("document.getElementById('gw-live').textContent === 'live'", timeout=15000)
         assert page.locator(".gw-incident").count() > 0
+        assert page.locator(".gw-unassigned").count() >= 1
+        assert int(page.locator("#gw-unassigned-count").text_content()) == page.locator(".gw-unassigned").count()
         assert page.locator(".gw-legend").count() == 1 and page.locator(".leaflet-control-layers").count() == 1
         text = page.evaluate(SHOW_TOOLTIP, EVIL_GRID)
         page.wait_for_timeout(300)

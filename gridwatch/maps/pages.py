@@ -15,6 +15,7 @@ from jinja2 import Template
 from gridwatch.alerts.cameras import camera_collection
 from gridwatch.alerts.incidents import incident_collection
 from gridwatch.alerts.patrols import team_features
+from gridwatch.alerts.queries import alert_collection
 from gridwatch.geo.boundaries import feature, feature_collection
 from gridwatch.geo.grid_index import GridIndex
 from gridwatch.maps.base import add_outlines, esc, legend, new_map
@@ -26,6 +27,9 @@ DEADLINE_COLOURS = [("#1a9850", "on time"), ("#fc8d59", "due within the hour"), 
 OPEN_RAMP = [(0, "#ffffff", "none"), (1, "#fee5d9", "1"), (2, "#fcae91", "2-3"), (4, "#fb6a4a", "4-6"),
              (7, "#cb181d", "7 or more")]
 TEAM_COLOURS = {"available": "#2b83ba", "busy": "#7b3294", "off_duty": "#9a9a9a"}
+UNASSIGNED_COLOUR = "#000000"
+# Alerts outside every grid this recent are shown in the command room (the dispatcher's queue).
+UNASSIGNED_WINDOW = timedelta(hours=24)
 HOTSPOT_BINS = [(3, "#d7191c", "hot, 99 %"), (2, "#fc8d59", "hot, 95 %"), (1, "#fee090", "hot, 90 %"),
                 (0, "#ffffff", "not significant"), (-1, "#e0f3f8", "cold, 90 %"), (-2, "#91bfdb", "cold, 95 %"),
                 (-3, "#4575b4", "cold, 99 %")]
@@ -209,6 +213,9 @@ def command_room(conn: psycopg.Connection, now: datetime, base: Base) -> str:
                                       aliases=["Team", "Status", "Kind", "People", "Position from"])
     ).add_to(m)
 
+    unassigned = _unassigned(conn, now)
+    unassigned.add_to(m)
+
     incidents = folium.FeatureGroup(name="Open incidents")
     incidents.add_to(m)
     open_now = _collection(incident_collection(conn, now, filters={"status": OPEN}, limit=10_000))
@@ -216,12 +223,33 @@ def command_room(conn: psycopg.Connection, now: datetime, base: Base) -> str:
     folium.LayerControl(collapsed=False).add_to(m)
     legend(m, [("Open incidents", DEADLINE_COLOURS),
                ("Grids: open incidents", [(c, label) for _, c, label in OPEN_RAMP]),
-               ("Patrol teams", [(c, s.replace("_", " ")) for s, c in TEAM_COLOURS.items()])])
+               ("Patrol teams", [(c, s.replace("_", " ")) for s, c in TEAM_COLOURS.items()]),
+               ("Alerts outside every grid", [(UNASSIGNED_COLOUR, "unassigned, last 24 h")])])
     status = "connecting" if base.live else f"saved {now:%Y-%m-%d %H:%M} UTC"
     m.get_root().html.add_child(folium.Element(
         f'<div class="gw-panel"><h1>gridwatch · command room</h1><span id="gw-open-count">{len(open_now)}</span> '
-        f'open incidents · <span id="gw-live">{status}</span></div>'))
+        f'open incidents · <span id="gw-unassigned-count">{len(unassigned.data["features"])}</span> unassigned alerts '
+        f'(24 h) · <span id="gw-live">{status}</span></div>'))
     return m.get_root().render()
+
+
+def _unassigned(conn: psycopg.Connection, now: datetime) -> folium.GeoJson:
+    """The unassigned queue: recent alerts outside every grid, which no incident or team
+    holds, each with the nearest grid and how far (as of the page load)."""
+    queue = _collection(alert_collection(conn, since=now - UNASSIGNED_WINDOW, unassigned=True, filters={},
+                                         limit=1_000))
+    layer = folium.GeoJson({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": f["geometry"],
+         "properties": {"type": esc(f["properties"]["type"]), "camera": esc(f["properties"]["camera_id"]),
+                        "at": esc(f["properties"]["occurred_at"][:16].replace("T", " ")),
+                        "why": esc(f["properties"]["team_reason"])}} for f in queue]},
+        name="Unassigned alerts (24 h)",
+        marker=folium.CircleMarker(radius=5, weight=2, color="#fff", fill=True, fill_opacity=1,
+                                   fill_color=UNASSIGNED_COLOUR),
+        style_function=lambda _f: {"className": "gw-unassigned"},
+        tooltip=folium.GeoJsonTooltip(fields=["type", "camera", "at", "why"],
+                                      aliases=["Unassigned alert", "Camera", "At (UTC)", "Why"]) if queue else None)
+    return layer
 
 
 def heatmap_page(conn: psycopg.Connection, index: GridIndex, window: Window, now: datetime, base: Base,
