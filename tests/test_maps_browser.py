@@ -1,6 +1,6 @@
 """The map pages in a real headless Chromium with every non-loopback request blocked:
 all 127 grids drawn, the heat layer there, nothing fails, no console errors, data shown as
-text, live updates without a reload, and a saved heat map that opens from disk."""
+text, live updates without a reload, a saved heat map that opens from disk, and the API docs."""
 
 import os
 import shutil
@@ -200,3 +200,16 @@ def test_unknown_grid_page_is_404_bad_window_or_type_422(server, keys):
     for page in ("heatmap", "timelapse"):
         r = httpx.get(f"{server.url}/maps/{page}", params={"type": "smoke"}, headers=auth(keys["viewer"]))
         assert r.status_code == 422 and "unknown alert type 'smoke'" in r.json()["detail"]
+
+
+def test_api_docs_open_with_no_network(server, browser):
+    w = Watched(browser)
+    try:
+        w.page.goto(server.url + "/docs")
+        w.page.wait_for_selector(".swagger-ui .info .title", timeout=15000)
+        assert "gridwatch" in w.page.locator(".swagger-ui .info .title").text_content()
+        assert w.page.locator(".opblock").count() > 30  # every endpoint listed
+        w.page.wait_for_load_state("networkidle")
+        w.clean()
+    finally:
+        w.close()

@@ -8,7 +8,9 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import HTMLResponse
 from starlette.staticfiles import StaticFiles
 
 from gridwatch import __version__
@@ -26,6 +28,7 @@ from gridwatch.db.changes import Changes
 from gridwatch.geo.grid_index import LiveIndex
 from gridwatch.maps.assets import VENDOR
 from gridwatch.maps.assets import present as assets_present
+from gridwatch.maps.base import STATIC
 
 log = logging.getLogger("gridwatch")
 
@@ -156,7 +159,7 @@ def create_app(db: DatabaseSettings | None = None, api: ApiSettings | None = Non
             app.state.audit.stop()
             app.state.pool.close()
 
-    app = FastAPI(title="gridwatch", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="gridwatch", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Governance grids on a map; camera alerts routed to the teams that act on them. "
                               "Send `Authorization: Bearer <key>` on every call but /health and the docs.")
     errors.install(app)
@@ -166,7 +169,17 @@ def create_app(db: DatabaseSettings | None = None, api: ApiSettings | None = Non
     if not assets_present():
         log.warning("map assets are missing: run `make assets` (python -m gridwatch.maps.assets)")
     VENDOR.mkdir(parents=True, exist_ok=True)
-    app.mount("/maps/static", StaticFiles(directory=VENDOR), name="map-assets")
+    app.mount(STATIC, StaticFiles(directory=VENDOR), name="map-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        """Swagger UI from our own copy, not a CDN: the docs open on a closed network too."""
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title="gridwatch API",
+                                   swagger_js_url=f"{STATIC}/swagger-ui/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{STATIC}/swagger-ui/swagger-ui.css",
+                                   swagger_favicon_url=f"{STATIC}/swagger-ui/favicon-32x32.png",
+                                   swagger_ui_parameters={"validatorUrl": None})  # no call to swagger.io
+
     app.add_middleware(Audit)
     app.add_middleware(BodyLimit, max_bytes=api.max_body_bytes)
     return app
