@@ -43,7 +43,9 @@ def command(typer_app: typer.Typer, *args, **kwargs):
                 typer.echo(f"error: database unavailable: {first} (is it running? `gridwatch db start`)", err=True)
                 raise typer.Exit(1) from None
 
-        return typer_app.command(*args, **kwargs)(run)
+        # the listing's one line: the docstring's first sentence, unwrapped
+        first = " ".join((fn.__doc__ or "").split()).split(". ")[0].rstrip(".")
+        return typer_app.command(*args, short_help=first, **kwargs)(run)
 
     return decorate
 
