@@ -80,11 +80,11 @@ def test_stream_needs_a_key(client):
     assert client.get("/incidents/stream").status_code == 401
 
 
-def events(url: str, key: str, last_event_id: str | None = None, read_s: float = 10.0):
+def events(url: str, key: str, last_event_id: str | None = None, read_s: float = 10.0, params: dict | None = None):
     """(id, feature) of each incident event until `read_s` passes without one."""
     headers = {**auth(key), **({"Last-Event-ID": last_event_id} if last_event_id else {})}
     with httpx.Client(timeout=httpx.Timeout(5, read=read_s)) as client, \
-            client.stream("GET", url + "/incidents/stream", headers=headers) as response:
+            client.stream("GET", url + "/incidents/stream", headers=headers, params=params) as response:
         assert response.status_code == 200
         event_id = None
         try:
@@ -110,6 +110,7 @@ def test_a_client_that_reconnects_gets_what_it_missed(db_url, keys):
         threading.Timer(0.5, post, ["CAM-0011"]).start()
         last_id, first = next(seen)
         seen.close()  # the connection drops...
+        before_missed = datetime.now(UTC)
         missed = post("CAM-0311")  # ...and meanwhile an incident starts
         assert missed != first["id"]
         time.sleep(1)  # announced to the clients connected then (none)
@@ -119,5 +120,8 @@ def test_a_client_that_reconnects_gets_what_it_missed(db_url, keys):
         resumed = [f["id"] for _, f in events(server.url, keys["viewer"], last_id, read_s=1.5)]
         assert missed in resumed and first["id"] in resumed
         assert resumed.index(first["id"]) < resumed.index(missed)  # in the order they changed
+        # a page passes the time its data was read, as a query parameter (EventSource cannot set the header)
+        page_read = {"lastEventId": str(int(before_missed.timestamp() * 1_000_000))}
+        assert missed in [f["id"] for _, f in events(server.url, keys["viewer"], read_s=1.5, params=page_read)]
     finally:
         server.stop()

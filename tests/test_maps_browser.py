@@ -3,6 +3,7 @@ all 127 grids drawn, the heat layer there, nothing fails, no console errors, dat
 text, live updates without a reload, a saved heat map that opens from disk, and the API docs."""
 
 import os
+import re
 import shutil
 import subprocess
 import uuid
@@ -124,11 +125,15 @@ def test_command_room(server, browser, keys):
                "score": 0.7, "occurred_at": datetime.now(UTC).isoformat(), "lon": 100.2, "lat": 36.9}
     assert httpx.post(server.url + "/alerts", json=outside, headers=auth(keys["ingest"])).json()["grid_code"] is None
     w = Watched(browser)
+    requested = []
+    w.page.on("request", lambda r: requested.append(r.url))
     try:
         login(w, server, keys["viewer"], "/maps/")
         page = w.page
         page.wait_for_function("document.querySelectorAll('path.gw-grid').length === 127", timeout=15000)
         page.wait_for_function("document.getElementById('gw-live').textContent === 'live'", timeout=15000)
+        # the stream starts from when the page's data was read: nothing falls in between
+        assert any(re.search(r"/incidents/stream\?lastEventId=\d{16}$", url) for url in requested), requested
         assert page.locator(".gw-incident").count() > 0
         assert page.locator(".gw-unassigned").count() >= 1
         assert int(page.locator("#gw-unassigned-count").text_content()) == page.locator(".gw-unassigned").count()

@@ -8,7 +8,8 @@ then fanned out to this worker's subscribers.
 Each event's id is the incident's change time (microseconds since the epoch). A browser
 that lost the stream reconnects by itself and sends the last id it saw (Last-Event-ID):
 it first gets what changed since then, so a command room never stays stale after a
-dropped connection.
+dropped connection. A page opens the stream with the time its data was read
+(?lastEventId=), so nothing falls between drawing the page and the stream starting.
 """
 
 import asyncio
@@ -58,13 +59,14 @@ class LiveFeed:
             except (asyncio.CancelledError, Exception):
                 pass
 
-    async def events(self, request: Request) -> AsyncIterator[str]:
-        """The SSE stream of one client, until it disconnects."""
+    async def events(self, request: Request, last_event_id: str | None = None) -> AsyncIterator[str]:
+        """The SSE stream of one client, until it disconnects; first what changed since
+        `last_event_id`, if given."""
         queue: asyncio.Queue = asyncio.Queue(QUEUE_SIZE)
         self.subscribers.add(queue)  # before the catch-up: nothing falls between the two
         try:
             yield "retry: 3000\n\n"
-            since = _event_time(request.headers.get("last-event-id"))
+            since = _event_time(last_event_id)
             if since is not None:
                 async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as conn:
                     cur = await conn.execute(_CHANGED_SQL, {"ids": [], "since": since - RESUME_MARGIN,

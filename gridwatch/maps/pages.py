@@ -148,7 +148,7 @@ class LiveIncidents(MacroElement):
   {% if this.live %}
   if (window.EventSource && location.protocol.indexOf("http") === 0) {
     var status = document.getElementById("gw-live");
-    var source = new EventSource("/incidents/stream");
+    var source = new EventSource("/incidents/stream?lastEventId={{ this.since }}");
     source.onopen = function () { if (status) status.textContent = "live"; };
     source.onerror = function () { if (status) status.textContent = "reconnecting"; };
     source.addEventListener("incident", function (e) { show(JSON.parse(e.data)); restyle(); });
@@ -158,9 +158,13 @@ class LiveIncidents(MacroElement):
 {% endmacro %}
 """)
 
-    def __init__(self, layer: folium.FeatureGroup, grids: folium.GeoJson, features: list[dict], live: bool) -> None:
+    def __init__(self, layer: folium.FeatureGroup, grids: folium.GeoJson, features: list[dict], live: bool,
+                 read_at: datetime) -> None:
         super().__init__()
         self._name = "LiveIncidents"
+        # the stream's event ids are change times in microseconds: start from `read_at`, before
+        # `features` were read
+        self.since = int(read_at.timestamp() * 1_000_000)
         self.layer = layer.get_name()
         self.grids = grids.get_name()
         self.features = features
@@ -219,7 +223,7 @@ def command_room(conn: psycopg.Connection, now: datetime, base: Base) -> str:
     incidents = folium.FeatureGroup(name="Open incidents")
     incidents.add_to(m)
     open_now = _collection(incident_collection(conn, now, filters={"status": OPEN}, limit=10_000))
-    m.add_child(LiveIncidents(incidents, grid_layer, open_now, base.live))
+    m.add_child(LiveIncidents(incidents, grid_layer, open_now, base.live, now))
     folium.LayerControl(collapsed=False).add_to(m)
     legend(m, [("Open incidents", DEADLINE_COLOURS),
                ("Grids: open incidents", [(c, label) for _, c, label in OPEN_RAMP]),

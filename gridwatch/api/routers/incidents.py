@@ -48,10 +48,14 @@ def actor(principal: Principal) -> str:
 
 @router.get("/incidents/stream", summary="Server-Sent Events: every new or changed incident",
             response_class=StreamingResponse, dependencies=[Depends(require("viewer"))])
-async def stream(request: Request) -> StreamingResponse:
-    """`event: incident` with the incident as in the list (a GeoJSON Feature); a comment
-    every 15 s keeps proxies from closing the stream."""
-    return StreamingResponse(request.app.state.live.events(request), media_type="text/event-stream",
+async def stream(request: Request, last_event_id: Annotated[str | None, Query(
+        alias="lastEventId", description="resume after this event id, as the Last-Event-ID header does (which "
+                                         "wins); a page passes the time its data was read")] = None
+                 ) -> StreamingResponse:
+    """`event: incident` with the incident as in the list (a GeoJSON Feature), its change
+    time as the event id; a comment every 15 s keeps proxies from closing the stream."""
+    resume = request.headers.get("last-event-id") or last_event_id
+    return StreamingResponse(request.app.state.live.events(request, resume), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
