@@ -13,6 +13,7 @@ from folium.plugins import HeatMap, HeatMapWithTime
 from jinja2 import Template
 
 from gridwatch.alerts.cameras import camera_collection
+from gridwatch.alerts.grouping import OPEN
 from gridwatch.alerts.incidents import incident_collection
 from gridwatch.alerts.patrols import team_features
 from gridwatch.alerts.queries import alert_collection
@@ -22,7 +23,6 @@ from gridwatch.maps.base import add_outlines, esc, legend, new_map
 from gridwatch.stats.counts import Window, grid_counts, heat_cells
 from gridwatch.stats.hotspots import hotspots
 
-OPEN = ["new", "dispatched", "acknowledged", "on_scene"]
 DEADLINE_COLOURS = [("#1a9850", "on time"), ("#fc8d59", "due within the hour"), ("#d7301f", "overdue")]
 OPEN_RAMP = [(0, "#ffffff", "none"), (1, "#fee5d9", "1"), (2, "#fcae91", "2-3"), (4, "#fb6a4a", "4-6"),
              (7, "#cb181d", "7 or more")]
@@ -222,7 +222,7 @@ def command_room(conn: psycopg.Connection, now: datetime, base: Base) -> str:
 
     incidents = folium.FeatureGroup(name="Open incidents")
     incidents.add_to(m)
-    open_now = _collection(incident_collection(conn, now, filters={"status": OPEN}, limit=10_000))
+    open_now = _collection(incident_collection(conn, now, filters={"status": list(OPEN)}, limit=10_000))
     m.add_child(LiveIncidents(incidents, grid_layer, open_now, base.live, now))
     folium.LayerControl(collapsed=False).add_to(m)
     legend(m, [("Open incidents", DEADLINE_COLOURS),
