@@ -135,6 +135,7 @@ def test_listing_and_single_features(client, keys):
 BAD_QUERIES = [
     ("/grids/at", {"lon": "abc", "lat": 36.9}, "lon"),
     ("/grids/at", {"lon": 100.9, "lat": 95}, "lat"),
+    ("/grids/at", {"lon": 36.9, "lat": 100.9}, "lon and lat look swapped"),
     ("/grids/at", {"lon": 100.9}, "lat"),
     ("/grids", {"bbox": "101.1,36.8,100.9,36.9"}, "minx must be ≤ maxx"),
     ("/grids", {"bbox": "1,2,3"}, "four numbers"),

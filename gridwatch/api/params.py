@@ -61,6 +61,8 @@ def lonlat_params(query) -> tuple[float, float]:
             value = float("nan")
         if not -limit <= value <= limit:
             message = f"must be a number from -{limit} to {limit}"
+            if name == "lat" and -90 <= values[0] <= 90 and -180 <= value <= 180:
+                message += "; lon and lat look swapped (lon comes first)"
             raise BadInput(f"{name}: {message} (got {raw!r})",
                            errors=[{"field": name, "message": message, "input": raw}])
         values.append(value)
