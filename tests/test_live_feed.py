@@ -110,10 +110,14 @@ def test_a_client_that_reconnects_gets_what_it_missed(db_url, keys):
         threading.Timer(0.5, post, ["CAM-0011"]).start()
         last_id, first = next(seen)
         seen.close()  # the connection drops...
+        watcher, stop = queue.Queue(), threading.Event()  # (another client, to know when it was announced)
+        threading.Thread(target=listen, args=(server.url, keys["viewer"], watcher, stop), daemon=True).start()
+        assert watcher.get(timeout=10)[1] == 200
         before_missed = datetime.now(UTC)
         missed = post("CAM-0311")  # ...and meanwhile an incident starts
         assert missed != first["id"]
-        time.sleep(1)  # announced to the clients connected then (none)
+        wait_for(watcher, lambda f: f["id"] == missed)
+        stop.set()
         # a fresh client sees only what happens from now on
         assert missed not in [f["id"] for _, f in events(server.url, keys["viewer"], read_s=1.5)]
         # the browser reconnects with the last id it saw, and is sent what changed since
