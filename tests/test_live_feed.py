@@ -129,3 +129,25 @@ def test_a_client_that_reconnects_gets_what_it_missed(db_url, keys):
         assert missed in [f["id"] for _, f in events(server.url, keys["viewer"], read_s=1.5, params=page_read)]
     finally:
         server.stop()
+
+
+def test_alerts_outside_every_grid_are_announced(db_url, keys):
+    server = Server(db_url).start()
+    try:
+        with httpx.Client(timeout=httpx.Timeout(5, read=10)) as client, \
+                client.stream("GET", server.url + "/incidents/stream", headers=auth(keys["viewer"])) as response:
+            alert = {"source": "live", "event_id": uuid.uuid4().hex, "camera_id": "CAM-0012", "type": "flood_water",
+                     "score": 0.8, "occurred_at": datetime.now(UTC).isoformat(), "lon": 100.3, "lat": 36.95}
+            out, event = [], None
+            threading.Timer(0.5, lambda: out.append(httpx.post(server.url + "/alerts", json=alert,
+                                                               headers=auth(keys["ingest"])).json())).start()
+            for line in response.iter_lines():
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: ") and event == "unassigned":
+                    feature = orjson.loads(line[6:])
+                    break
+        assert out and out[0]["grid_code"] is None and feature["id"] == out[0]["alert_id"]
+        assert "nearest is" in feature["properties"]["team_reason"]
+    finally:
+        server.stop()

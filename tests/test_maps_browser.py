@@ -148,6 +148,14 @@ def test_command_room(server, browser, keys):
                  "score": 0.9, "occurred_at": datetime.now(UTC).isoformat(), "lon": 101.25, "lat": 36.94}
         assert httpx.post(server.url + "/alerts", json=alert, headers=auth(keys["ingest"])).status_code == 201
         page.wait_for_function(f"document.querySelectorAll('.gw-incident').length > {before}", timeout=15000)
+        # and so does an alert outside every grid, in the unassigned queue
+        queued = page.locator(".gw-unassigned").count()
+        outside = {**outside, "event_id": uuid.uuid4().hex, "occurred_at": datetime.now(UTC).isoformat()}
+        assert httpx.post(server.url + "/alerts", json=outside, headers=auth(keys["ingest"])).status_code == 201
+        page.wait_for_function(f"document.querySelectorAll('.gw-unassigned').length > {queued}", timeout=15000)
+        assert int(page.locator("#gw-unassigned-count").text_content()) == queued + 1
+        page.locator(".gw-unassigned").last.hover()
+        assert "nearest is" in page.locator(".leaflet-tooltip").last.text_content()
         shot(page, "command-room.png")
         w.clean()
     finally:

@@ -6,7 +6,8 @@ import psycopg
 
 from gridwatch.errors import NotFound
 
-_FEATURE = """json_build_object('type', 'Feature', 'id', a.id, 'geometry', ST_AsGeoJSON(a.geom, 7)::json,
+# One alert (alias a) as a GeoJSON Feature.
+FEATURE_SQL = """json_build_object('type', 'Feature', 'id', a.id, 'geometry', ST_AsGeoJSON(a.geom, 7)::json,
     'properties', json_build_object('alert_id', a.id, 'source', a.source, 'event_id', a.event_id,
         'camera_id', a.camera_id, 'type', a.type, 'score', a.score, 'occurred_at', a.occurred_at,
         'received_at', a.received_at, 'ended_at', a.ended_at, 'box', a.box, 'frame_size', a.frame_size,
@@ -40,13 +41,13 @@ def alert_collection(conn: psycopg.Connection, *, bbox=None, since: datetime | N
            f"SELECT json_build_object('type', 'FeatureCollection', "
            f"'numberMatched', (SELECT count(*) FROM alerts a WHERE {cond}), "
            f"'numberReturned', (SELECT count(*) FROM page), "
-           f"'features', coalesce((SELECT json_agg({_FEATURE} ORDER BY a.occurred_at DESC, a.id DESC) "
+           f"'features', coalesce((SELECT json_agg({FEATURE_SQL} ORDER BY a.occurred_at DESC, a.id DESC) "
            f"FROM page a), '[]'::json))::text")
     return conn.execute(sql, params).fetchone()[0].encode()
 
 
 def alert_feature(conn: psycopg.Connection, alert_id: int) -> bytes:
-    row = conn.execute(f"SELECT {_FEATURE}::text FROM alerts a WHERE a.id = %s", [alert_id]).fetchone()
+    row = conn.execute(f"SELECT {FEATURE_SQL}::text FROM alerts a WHERE a.id = %s", [alert_id]).fetchone()
     if row is None:
         raise NotFound(f"no alert {alert_id}")
     return row[0].encode()

@@ -10,6 +10,9 @@ that lost the stream reconnects by itself and sends the last id it saw (Last-Eve
 it first gets what changed since then, so a command room never stays stale after a
 dropped connection. A page opens the stream with the time its data was read
 (?lastEventId=), so nothing falls between drawing the page and the stream starting.
+
+Alerts outside every grid (the unassigned queue) are announced too, as `unassigned`
+events without an id: they are shown as they come, not replayed.
 """
 
 import asyncio
@@ -22,6 +25,7 @@ import psycopg
 from starlette.requests import Request
 
 from gridwatch.alerts.incidents import FEATURE_SQL
+from gridwatch.alerts.queries import FEATURE_SQL as ALERT_FEATURE_SQL
 
 log = logging.getLogger(__name__)
 COALESCE_S = 0.25
@@ -38,6 +42,9 @@ _CHANGED_SQL = f"""SELECT {FEATURE_SQL}::text, i.updated_at FROM incidents i
 WHERE i.id = ANY(%(ids)s)
    OR i.id IN (SELECT id FROM incidents WHERE updated_at >= %(since)s ORDER BY updated_at DESC LIMIT {BULK_LIMIT})
 ORDER BY i.updated_at, i.id"""
+# The unassigned alerts named (the latest BULK_LIMIT of them), oldest first.
+_UNASSIGNED_SQL = f"""SELECT {ALERT_FEATURE_SQL}::text FROM alerts a
+WHERE a.id IN (SELECT unnest(%(ids)s::bigint[]) ORDER BY 1 DESC LIMIT {BULK_LIMIT}) ORDER BY a.id"""
 
 
 class LiveFeed:
@@ -45,6 +52,7 @@ class LiveFeed:
         self.url = url
         self.subscribers: set[asyncio.Queue] = set()
         self._pending: set[int] = set()
+        self._unassigned: set[int] = set()  # alerts outside every grid, not yet published
         self._bulk_since: datetime | None = None  # a big batch changed incidents after this
         self._task: asyncio.Task | None = None
 
@@ -90,15 +98,19 @@ class LiveFeed:
                 async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as listen, \
                         await psycopg.AsyncConnection.connect(self.url, autocommit=True) as query:
                     await listen.execute("LISTEN incidents")
+                    await listen.execute("LISTEN unassigned")
                     backoff = 0.5
                     while True:
                         async for note in listen.notifies(timeout=COALESCE_S):
+                            if note.channel == "unassigned":
+                                self._unassigned.add(int(note.payload))
+                                continue
                             message = orjson.loads(note.payload)
                             if message["op"] == "bulk":
                                 self._bulk_since = self._bulk_since or datetime.now(UTC) - timedelta(seconds=5)
                             else:
                                 self._pending.add(message["id"])
-                        if self._pending or self._bulk_since:
+                        if self._pending or self._bulk_since or self._unassigned:
                             await self._publish(query)
             except asyncio.CancelledError:
                 raise
@@ -110,13 +122,19 @@ class LiveFeed:
     async def _publish(self, conn: psycopg.AsyncConnection) -> None:
         ids, self._pending = sorted(self._pending), set()
         since, self._bulk_since = self._bulk_since, None
+        unassigned, self._unassigned = list(self._unassigned), set()
         if not self.subscribers:
             return
-        # after a bulk change, the latest BULK_LIMIT changed incidents stand for all of them
-        cur = await conn.execute(_CHANGED_SQL, {"ids": ids, "now": datetime.now(UTC),
-                                                "since": since or datetime.max.replace(tzinfo=UTC)})
-        for text, changed in await cur.fetchall():
-            event = _event(text, changed)
+        events = []
+        if ids or since:
+            # after a bulk change, the latest BULK_LIMIT changed incidents stand for all of them
+            cur = await conn.execute(_CHANGED_SQL, {"ids": ids, "now": datetime.now(UTC),
+                                                    "since": since or datetime.max.replace(tzinfo=UTC)})
+            events += [_event(text, changed) for text, changed in await cur.fetchall()]
+        if unassigned:
+            cur = await conn.execute(_UNASSIGNED_SQL, {"ids": unassigned})
+            events += [f"event: unassigned\ndata: {_one_line(text)}\n\n" for (text,) in await cur.fetchall()]
+        for event in events:
             for queue in list(self.subscribers):
                 if queue.full():
                     continue  # a client this far behind reloads; the others must not wait for it
@@ -124,9 +142,13 @@ class LiveFeed:
 
 
 def _event(text: str, changed: datetime) -> str:
-    """One SSE event: the incident as a GeoJSON Feature on one line, its change time as the id."""
-    data = orjson.dumps(orjson.loads(text)).decode()
-    return f"id: {(changed - _EPOCH) // timedelta(microseconds=1)}\nevent: incident\ndata: {data}\n\n"
+    """One SSE event: the incident as a GeoJSON Feature, its change time as the id."""
+    return f"id: {(changed - _EPOCH) // timedelta(microseconds=1)}\nevent: incident\ndata: {_one_line(text)}\n\n"
+
+
+def _one_line(text: str) -> str:
+    """JSON from PostgreSQL, compact and on one line (an SSE data line ends at a newline)."""
+    return orjson.dumps(orjson.loads(text)).decode()
 
 
 def _event_time(last_event_id: str | None) -> datetime | None:

@@ -86,12 +86,12 @@ def _bounds(features: list[dict]) -> tuple[float, float, float, float]:
 
 class LiveIncidents(MacroElement):
     """Open incidents as markers coloured by deadline state; grids shaded by how many are
-    open; both kept current from /incidents/stream without a reload."""
+    open; the unassigned queue; all kept current from /incidents/stream without a reload."""
 
     _template = Template("""
 {% macro script(this, kwargs) %}
 (function () {
-  var layer = {{ this.layer }}, grids = {{ this.grids }};
+  var layer = {{ this.layer }}, grids = {{ this.grids }}, queue = {{ this.queue }};
   var OPEN = {new: 1, dispatched: 1, acknowledged: 1, on_scene: 1};
   var COLOURS = {overdue: "#d7301f", soon: "#fc8d59", ontime: "#1a9850"};
   var RAMP = {{ this.ramp|tojson }};
@@ -145,6 +145,24 @@ class LiveIncidents(MacroElement):
   }
   {{ this.features|tojson }}.forEach(show);
   restyle();
+  // the unassigned queue: properties arrive escaped (from the page, or below from the stream)
+  function tip(l) {
+    var p = l.feature.properties;
+    l.bindTooltip("<b>Unassigned alert</b>: " + p.type + "<br>camera " + p.camera + "<br>at " + p.at +
+                  " UTC<br>" + p.why);
+  }
+  queue.eachLayer(tip);
+  function queued(f) {
+    var p = f.properties, c = f.geometry.coordinates;
+    var m = L.circleMarker([c[1], c[0]], {radius: 5, weight: 2, color: "#fff", fillColor: "{{ this.colour }}",
+                                          fillOpacity: 1, className: "gw-unassigned"});
+    m.feature = {type: "Feature", properties: {type: esc(p.type), camera: esc(p.camera_id),
+      at: esc(String(p.occurred_at).slice(0, 16).replace("T", " ")), why: esc(p.team_reason)}};
+    tip(m);
+    queue.addLayer(m);
+    var el = document.getElementById("gw-unassigned-count");
+    if (el) el.textContent = queue.getLayers().length;
+  }
   {% if this.live %}
   if (window.EventSource && location.protocol.indexOf("http") === 0) {
     var status = document.getElementById("gw-live");
@@ -152,16 +170,19 @@ class LiveIncidents(MacroElement):
     source.onopen = function () { if (status) status.textContent = "live"; };
     source.onerror = function () { if (status) status.textContent = "reconnecting"; };
     source.addEventListener("incident", function (e) { show(JSON.parse(e.data)); restyle(); });
+    source.addEventListener("unassigned", function (e) { queued(JSON.parse(e.data)); });
   }
   {% endif %}
 })();
 {% endmacro %}
 """)
 
-    def __init__(self, layer: folium.FeatureGroup, grids: folium.GeoJson, features: list[dict], live: bool,
-                 read_at: datetime) -> None:
+    def __init__(self, layer: folium.FeatureGroup, grids: folium.GeoJson, features: list[dict],
+                 queue: folium.GeoJson, live: bool, read_at: datetime) -> None:
         super().__init__()
         self._name = "LiveIncidents"
+        self.queue = queue.get_name()
+        self.colour = UNASSIGNED_COLOUR
         # the stream's event ids are change times in microseconds: start from `read_at`, before
         # `features` were read
         self.since = int(read_at.timestamp() * 1_000_000)
@@ -223,7 +244,7 @@ def command_room(conn: psycopg.Connection, now: datetime, base: Base) -> str:
     incidents = folium.FeatureGroup(name="Open incidents")
     incidents.add_to(m)
     open_now = _collection(incident_collection(conn, now, filters={"status": list(OPEN)}, limit=10_000))
-    m.add_child(LiveIncidents(incidents, grid_layer, open_now, base.live, now))
+    m.add_child(LiveIncidents(incidents, grid_layer, open_now, unassigned, base.live, now))
     folium.LayerControl(collapsed=False).add_to(m)
     legend(m, [("Open incidents", DEADLINE_COLOURS),
                ("Grids: open incidents", [(c, label) for _, c, label in OPEN_RAMP]),
@@ -239,7 +260,7 @@ def command_room(conn: psycopg.Connection, now: datetime, base: Base) -> str:
 
 def _unassigned(conn: psycopg.Connection, now: datetime) -> folium.GeoJson:
     """The unassigned queue: recent alerts outside every grid, which no incident or team
-    holds, each with the nearest grid and how far (as of the page load)."""
+    holds, each with the nearest grid and how far (tooltips are bound by LiveIncidents)."""
     queue = _collection(alert_collection(conn, since=now - UNASSIGNED_WINDOW, unassigned=True, filters={},
                                          limit=1_000))
     layer = folium.GeoJson({"type": "FeatureCollection", "features": [
@@ -250,9 +271,7 @@ def _unassigned(conn: psycopg.Connection, now: datetime) -> folium.GeoJson:
         name="Unassigned alerts (24 h)",
         marker=folium.CircleMarker(radius=5, weight=2, color="#fff", fill=True, fill_opacity=1,
                                    fill_color=UNASSIGNED_COLOUR),
-        style_function=lambda _f: {"className": "gw-unassigned"},
-        tooltip=folium.GeoJsonTooltip(fields=["type", "camera", "at", "why"],
-                                      aliases=["Unassigned alert", "Camera", "At (UTC)", "Why"]) if queue else None)
+        style_function=lambda _f: {"className": "gw-unassigned"})
     return layer
 
 
