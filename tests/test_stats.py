@@ -141,5 +141,11 @@ def test_bad_stats_queries(client, keys, params, words):
     assert r.status_code == 422 and words in r.json()["detail"]
 
 
+def test_empty_type_means_every_type(client, keys, loaded):
+    h = auth(keys["viewer"])
+    every = client.get("/stats/grids", headers=h).json()["grids"]
+    assert client.get("/stats/grids", params={"type": ""}, headers=h).json()["grids"] == every
+
+
 def test_stats_need_a_viewer(client, keys):
     assert client.get("/stats/grids", headers=auth(keys["ingest"])).status_code == 403

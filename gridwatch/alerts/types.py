@@ -23,9 +23,12 @@ def type_windows(conn: psycopg.Connection) -> dict[str, timedelta]:
 
 
 def known_type(conn: psycopg.Connection, type_: str | None) -> str | None:
-    """`type_` itself if it is an alert type (or None): a filter on a misspelt type would
-    quietly match nothing."""
-    if type_ is not None and type_ not in type_windows(conn):
+    """`type_` itself if it is an alert type, None if not given (or empty, as a form's "all
+    types" sends it); refused otherwise: a filter on a misspelt type would quietly match
+    nothing."""
+    if not type_:
+        return None
+    if type_ not in type_windows(conn):
         raise BadInput(f"type: unknown alert type {type_!r}; one of {', '.join(sorted(type_windows(conn)))}",
                        errors=[{"field": "type", "message": "unknown alert type", "input": type_}])
     return type_
