@@ -15,7 +15,7 @@ from gridwatch.alerts.grouping import OPEN
 from gridwatch.errors import BadInput, Conflict, NotFound
 
 FEEDBACK_WITHIN = timedelta(days=1)
-STATUSES = ("new", "dispatched", "acknowledged", "on_scene", "resolved", "closed", "false_alarm", "cancelled")
+STATUSES = (*OPEN, "resolved", "closed", "false_alarm", "cancelled")
 
 
 @dataclass(frozen=True)

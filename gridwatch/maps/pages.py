@@ -145,24 +145,23 @@ class LiveIncidents(MacroElement):
   }
   {{ this.features|tojson }}.forEach(show);
   restyle();
-  // the unassigned queue: properties arrive escaped (from the page, or below from the stream)
+  // the unassigned queue: alerts as the API gives them (from the page, or from the stream)
   function tip(l) {
     var p = l.feature.properties;
-    l.bindTooltip("<b>Unassigned alert</b>: " + p.type + "<br>camera " + p.camera + "<br>at " + p.at +
-                  " UTC<br>" + p.why);
+    l.bindTooltip("<b>Unassigned alert</b>: " + esc(p.type) + "<br>camera " + esc(p.camera_id) + "<br>at " +
+                  esc(String(p.occurred_at).slice(0, 16).replace("T", " ")) + " UTC<br>" + esc(p.team_reason));
   }
-  queue.eachLayer(tip);
   function queued(f) {
-    var p = f.properties, c = f.geometry.coordinates;
+    var c = f.geometry.coordinates;
     var m = L.circleMarker([c[1], c[0]], {radius: 5, weight: 2, color: "#fff", fillColor: "{{ this.colour }}",
                                           fillOpacity: 1, className: "gw-unassigned"});
-    m.feature = {type: "Feature", properties: {type: esc(p.type), camera: esc(p.camera_id),
-      at: esc(String(p.occurred_at).slice(0, 16).replace("T", " ")), why: esc(p.team_reason)}};
+    m.feature = f;
     tip(m);
     queue.addLayer(m);
     var el = document.getElementById("gw-unassigned-count");
     if (el) el.textContent = queue.getLayers().length;
   }
+  {{ this.queued|tojson }}.forEach(queued);
   {% if this.live %}
   if (window.EventSource && location.protocol.indexOf("http") === 0) {
     var status = document.getElementById("gw-live");
@@ -178,10 +177,11 @@ class LiveIncidents(MacroElement):
 """)
 
     def __init__(self, layer: folium.FeatureGroup, grids: folium.GeoJson, features: list[dict],
-                 queue: folium.GeoJson, live: bool, read_at: datetime) -> None:
+                 queue: folium.FeatureGroup, queued: list[dict], live: bool, read_at: datetime) -> None:
         super().__init__()
         self._name = "LiveIncidents"
         self.queue = queue.get_name()
+        self.queued = queued
         self.colour = UNASSIGNED_COLOUR
         # the stream's event ids are change times in microseconds: start from `read_at`, before
         # `features` were read
@@ -238,13 +238,17 @@ def command_room(conn: psycopg.Connection, now: datetime, base: Base) -> str:
                                       aliases=["Team", "Status", "Kind", "People", "Position from"])
     ).add_to(m)
 
-    unassigned = _unassigned(conn, now)
+    # the unassigned queue: recent alerts outside every grid, which no incident or team holds,
+    # each with the nearest grid and how far
+    unassigned = folium.FeatureGroup(name="Unassigned alerts (24 h)")
     unassigned.add_to(m)
+    queued = _collection(alert_collection(conn, since=now - UNASSIGNED_WINDOW, unassigned=True, filters={},
+                                          limit=1_000))
 
     incidents = folium.FeatureGroup(name="Open incidents")
     incidents.add_to(m)
     open_now = _collection(incident_collection(conn, now, filters={"status": list(OPEN)}, limit=10_000))
-    m.add_child(LiveIncidents(incidents, grid_layer, open_now, unassigned, base.live, now))
+    m.add_child(LiveIncidents(incidents, grid_layer, open_now, unassigned, queued, base.live, now))
     folium.LayerControl(collapsed=False).add_to(m)
     legend(m, [("Open incidents", DEADLINE_COLOURS),
                ("Grids: open incidents", [(c, label) for _, c, label in OPEN_RAMP]),
@@ -253,26 +257,9 @@ def command_room(conn: psycopg.Connection, now: datetime, base: Base) -> str:
     status = "connecting" if base.live else f"saved {now:%Y-%m-%d %H:%M} UTC"
     m.get_root().html.add_child(folium.Element(
         f'<div class="gw-panel"><h1>gridwatch · command room</h1><span id="gw-open-count">{len(open_now)}</span> '
-        f'open incidents · <span id="gw-unassigned-count">{len(unassigned.data["features"])}</span> unassigned alerts '
+        f'open incidents · <span id="gw-unassigned-count">{len(queued)}</span> unassigned alerts '
         f'(24 h) · <span id="gw-live">{status}</span></div>'))
     return m.get_root().render()
-
-
-def _unassigned(conn: psycopg.Connection, now: datetime) -> folium.GeoJson:
-    """The unassigned queue: recent alerts outside every grid, which no incident or team
-    holds, each with the nearest grid and how far (tooltips are bound by LiveIncidents)."""
-    queue = _collection(alert_collection(conn, since=now - UNASSIGNED_WINDOW, unassigned=True, filters={},
-                                         limit=1_000))
-    layer = folium.GeoJson({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "geometry": f["geometry"],
-         "properties": {"type": esc(f["properties"]["type"]), "camera": esc(f["properties"]["camera_id"]),
-                        "at": esc(f["properties"]["occurred_at"][:16].replace("T", " ")),
-                        "why": esc(f["properties"]["team_reason"])}} for f in queue]},
-        name="Unassigned alerts (24 h)",
-        marker=folium.CircleMarker(radius=5, weight=2, color="#fff", fill=True, fill_opacity=1,
-                                   fill_color=UNASSIGNED_COLOUR),
-        style_function=lambda _f: {"className": "gw-unassigned"})
-    return layer
 
 
 def heatmap_page(conn: psycopg.Connection, index: GridIndex, window: Window, now: datetime, base: Base,
