@@ -1,7 +1,11 @@
-"""Group commit for single alerts: alerts that arrive at one worker within a couple of
-milliseconds of each other are stored in one transaction, and each request is answered
-after that commit. A thousand cameras posting one alert each cost a few transactions, not
-a thousand; each answer still comes only once its alert is durable.
+"""Group commit for single alerts: the alerts that arrive at one worker while it stores a
+batch are stored together in the next transaction, and each request is answered after
+that commit. A thousand cameras posting one alert each cost a few transactions, not a
+thousand; each answer still comes only once its alert is durable.
+
+Nothing waits for company: an alert that finds the worker idle is stored at once, and
+under load the batches grow by themselves. (A 2 ms wait for company, tried before, added
+2-3 ms to the median at 300 alerts/s and did not shorten the tail at 1,000/s.)
 """
 
 import asyncio
@@ -19,10 +23,6 @@ from gridwatch.geo.grid_index import LiveIndex
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 500
-# How long the first alert of a batch waits for company. Alerts that arrive while a batch
-# is being stored wait for it, and go together in the next: one batch at a time per worker
-# stores fewer, larger transactions, which under load answered faster (p99) than two.
-LINGER_S = 0.002
 
 
 class IngestQueue:
@@ -48,9 +48,11 @@ class IngestQueue:
         return await future
 
     async def _run(self) -> None:
+        """One batch at a time per worker: fewer, larger transactions answered faster
+        under load (p99) than two at a time."""
         while True:
             items = [await self.queue.get()]
-            await asyncio.sleep(LINGER_S)
+            await asyncio.sleep(0)  # requests already read in this turn of the loop join
             while len(items) < MAX_BATCH and not self.queue.empty():
                 items.append(self.queue.get_nowait())
             await self._batch([(a, f) for a, f in items if not f.cancelled()])
