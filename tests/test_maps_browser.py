@@ -181,11 +181,45 @@ def test_heatmap_page(server, browser, keys):
         w.close()
 
 
-def test_pages_need_a_key(server):
+def test_pages_need_a_key(server, keys):
+    # a script is told with problem+json
     r = httpx.get(server.url + "/maps/")
     assert r.status_code == 401 and r.headers["content-type"] == "application/problem+json"
     r = httpx.get(server.url + "/login", params={"key": "gw_wrong-key-123"})
     assert r.status_code == 401
+    # a person at a browser is sent to the sign-in form, which will bring them back
+    r = httpx.get(server.url + "/maps/heatmap?type=fire_smoke", headers={"Accept": "text/html,*/*;q=0.8"})
+    assert r.status_code == 303
+    assert r.headers["location"] == "/login?next=%2Fmaps%2Fheatmap%3Ftype%3Dfire_smoke"
+    assert httpx.get(server.url + "/").headers["location"] == "/maps/"
+    # the form never sends anyone off the site, nor lets a camera's key see the maps
+    r = httpx.post(server.url + "/login", data={"key": keys["viewer"], "next": "//elsewhere.example/maps/"})
+    assert r.status_code == 422 and "set-cookie" not in r.headers
+    r = httpx.post(server.url + "/login", data={"key": keys["ingest"], "next": "/maps/"})
+    assert r.status_code == 403 and "role viewer or above" in r.text and "set-cookie" not in r.headers
+
+
+def test_sign_in_at_the_front_door(server, browser, keys):
+    """The address `make demo` prints, opened in a browser: the sign-in form, then the
+    command room."""
+    w = Watched(browser)
+    try:
+        page = w.page
+        page.goto(server.url + "/")
+        assert urlparse(page.url).path == "/login" and page.locator("input#key").count() == 1
+        page.fill("#key", "gw_not-a-key-1234")
+        page.click("form button")
+        assert page.locator(".error").text_content() == "unknown or revoked API key"
+        assert all("401" in e for e in w.errors)  # the refused key, and nothing else
+        w.errors.clear()
+        assert "gw_not-a-key" not in page.url  # the key is posted, never in the address
+        page.fill("#key", keys["viewer"])
+        page.click("form button")
+        page.wait_for_function("document.querySelectorAll('path.gw-grid').length === 127", timeout=15000)
+        assert urlparse(page.url).path == "/maps/" and keys["viewer"] not in page.url
+        w.clean()
+    finally:
+        w.close()
 
 
 def test_saved_heatmap_opens_from_disk_with_no_network(server, browser, db_url, tmp_path):

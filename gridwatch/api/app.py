@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, RedirectResponse
 from starlette.staticfiles import StaticFiles
 
 from gridwatch import __version__
@@ -170,6 +170,11 @@ def create_app(db: DatabaseSettings | None = None, api: ApiSettings | None = Non
         log.warning("map assets are missing: run `make assets` (python -m gridwatch.maps.assets)")
     VENDOR.mkdir(parents=True, exist_ok=True)
     app.mount(STATIC, StaticFiles(directory=VENDOR), name="map-assets")
+
+    @app.get("/", include_in_schema=False)
+    async def front_door() -> RedirectResponse:
+        """The address `make demo` prints: a browser lands in the command room (or signs in first)."""
+        return RedirectResponse("/maps/", status_code=307)
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:

@@ -2,6 +2,7 @@
 
 import logging
 from http import HTTPStatus
+from urllib.parse import urlencode
 
 import orjson
 import psycopg
@@ -9,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from gridwatch.errors import GridwatchError
 
@@ -42,11 +43,20 @@ def validation_items(errors: list[dict]) -> list[dict]:
             for e in errors]
 
 
+def _page_visit(request: Request) -> bool:
+    """A browser opening a map page (not a script, and not the page's own data requests)."""
+    return request.method == "GET" and request.url.path.startswith("/maps") and \
+        "text/html" in request.headers.get("accept", "")
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every failure into problem+json."""
 
     @app.exception_handler(GridwatchError)
-    async def domain_error(_request: Request, exc: GridwatchError) -> Response:
+    async def domain_error(request: Request, exc: GridwatchError) -> Response:
+        if exc.status == 401 and _page_visit(request):  # a person at a browser: the sign-in form
+            page = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"/login?{urlencode({'next': page})}", status_code=303)
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         if exc.status == 503:
             headers = {"Retry-After": "5"}

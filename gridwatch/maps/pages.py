@@ -378,3 +378,30 @@ def grid_page(conn: psycopg.Connection, code: str, now: datetime, base: Base) ->
         f'<div class="gw-panel"><h1>{esc(p["name"])} ({esc(code)})</h1>{len(sectors)} cameras · {len(teams)} teams '
         f'· {len(recent)} incidents in 30 days<table style="margin-top:4px;font-size:11px">{rows}</table></div>'))
     return m.get_root().render()
+
+
+def sign_in_page(next_page: str, error: str | None = None) -> str:
+    """/login: a form for an API key, posted (so the key stays out of the address bar), then
+    back to `next_page`. Plain HTML, nothing to load."""
+    message = f'<p class="error" role="alert">{esc(error)}</p>' if error else ""
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>gridwatch · sign in</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+ body {{ font: 14px system-ui, sans-serif; background: #eef1f4; margin: 0; }}
+ form {{ max-width: 26em; margin: 12vh auto; background: #fff; padding: 18px 22px; border-radius: 6px;
+        box-shadow: 0 1px 4px rgba(0,0,0,.3); }}
+ h1 {{ font-size: 18px; margin: 0 0 10px; }}
+ input[type=password] {{ width: 100%; box-sizing: border-box; padding: 6px; margin: 6px 0 10px; }}
+ .error {{ color: #b00020; }}
+ .hint {{ color: #555; font-size: 12px; }}
+</style></head>
+<body><form method="post" action="/login">
+<h1>gridwatch · command room</h1>{message}
+<label for="key">API key</label>
+<input type="password" id="key" name="key" autocomplete="current-password" required autofocus>
+<input type="hidden" name="next" value="{esc(next_page)}">
+<button>Sign in</button>
+<p class="hint">A key with role viewer or above; an administrator creates one with
+<code>gridwatch keys create --role viewer --name "…"</code>. This browser keeps it for 12 hours.</p>
+</form></body></html>"""

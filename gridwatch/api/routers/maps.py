@@ -1,11 +1,12 @@
-"""The map pages (HTML, viewer role). A browser logs in once with /login?key=..., which
-keeps the key in an HttpOnly cookie; EventSource and page loads then carry it."""
+"""The map pages (HTML, viewer role). A browser signs in once at /login (where a page asked
+for without a key sends it), which keeps the key in an HttpOnly cookie; EventSource and
+page loads then carry it."""
 
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -21,13 +22,34 @@ from gridwatch.stats.counts import Window
 router = APIRouter(tags=["maps"])
 viewer = require("viewer")
 COOKIE = "gridwatch_key"
+NEXT = r"^/maps(/.*)?$"  # only our own pages: never a redirect off the site
 
 
-@router.get("/login", summary="Keep an API key in a cookie, for browsers; then go to the command room")
-async def login(request: Request, key: Annotated[str, Query(min_length=8)],
-                next: Annotated[str, Query(pattern=r"^/maps(/.*)?$")] = "/maps/") -> Response:
-    store = request.app.state.keys
-    principal = await run_in_threadpool(store.verify, key)
+@router.get("/login", response_class=HTMLResponse, summary="Sign in (browsers): a form for an API key; "
+            "with ?key= it signs in at once")
+async def login_form(request: Request, key: Annotated[str | None, Query(min_length=8)] = None,
+                     next: Annotated[str, Query(pattern=NEXT)] = "/maps/") -> Response:
+    """Where a browser without a key is sent. `?key=` signs in at once (a link, e.g. the
+    demo's); the form posts the key so that it stays out of the address bar and history."""
+    if key is None:
+        return HTMLResponse(pages.sign_in_page(next))
+    return await _sign_in(request, key, next)
+
+
+@router.post("/login", response_class=HTMLResponse,
+             summary="Sign in (browsers): keep the key in an HttpOnly cookie; then go to the page asked for")
+async def login(request: Request, key: Annotated[str, Form()] = "",
+                next: Annotated[str, Form(pattern=NEXT)] = "/maps/") -> Response:
+    try:
+        return await _sign_in(request, key.strip(), next)
+    except (Unauthorized, Forbidden) as exc:  # the form again, saying what was wrong
+        return HTMLResponse(pages.sign_in_page(next, exc.detail), status_code=exc.status)
+
+
+async def _sign_in(request: Request, key: str, next: str) -> Response:
+    if not key:
+        raise Unauthorized("paste an API key (create one with `gridwatch keys create --role viewer --name NAME`)")
+    principal = await run_in_threadpool(request.app.state.keys.verify, key)
     if principal is None:
         raise Unauthorized("unknown or revoked API key")
     if not (principal.at_least("viewer")):
