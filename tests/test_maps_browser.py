@@ -218,6 +218,12 @@ def test_sign_in_at_the_front_door(server, browser, keys):
         page.wait_for_function("document.querySelectorAll('path.gw-grid').length === 127", timeout=15000)
         assert urlparse(page.url).path == "/maps/" and keys["viewer"] not in page.url
         w.clean()
+        # the next person at a shared screen starts from the form (leaving the page ends its stream)
+        page.click("form[action='/logout'] button")
+        assert urlparse(page.url).path == "/login" and page.context.cookies() == []
+        page.goto(server.url + "/maps/")
+        assert urlparse(page.url).path == "/login"
+        assert w.errors == [] and w.blocked == [] and all("/incidents/stream" in f for f in w.failed)
     finally:
         w.close()
 

@@ -255,10 +255,12 @@ def command_room(conn: psycopg.Connection, now: datetime, base: Base) -> str:
                ("Patrol teams", [(c, s.replace("_", " ")) for s, c in TEAM_COLOURS.items()]),
                ("Alerts outside every grid", [(UNASSIGNED_COLOUR, "unassigned, last 24 h")])])
     status = "connecting" if base.live else f"saved {now:%Y-%m-%d %H:%M} UTC"
+    sign_out = ' · <form method="post" action="/logout" style="display:inline"><button>sign out</button></form>' \
+        if base.live else ""
     m.get_root().html.add_child(folium.Element(
         f'<div class="gw-panel"><h1>gridwatch · command room</h1><span id="gw-open-count">{len(open_now)}</span> '
         f'open incidents · <span id="gw-unassigned-count">{len(queued)}</span> unassigned alerts '
-        f'(24 h) · <span id="gw-live">{status}</span></div>'))
+        f'(24 h) · <span id="gw-live">{status}</span>{sign_out}</div>'))
     return m.get_root().render()
 
 

@@ -59,6 +59,14 @@ async def _sign_in(request: Request, key: str, next: str) -> Response:
     return response
 
 
+@router.post("/logout", summary="Sign out (browsers): forget the key's cookie; then the sign-in form")
+async def logout() -> Response:
+    """For the command room's shared screens: the next person signs in with their own key."""
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE, httponly=True, samesite="strict")
+    return response
+
+
 def _base() -> pages.Base:
     settings = api_settings()
     return pages.Base(tile_url=settings.tile_url, attribution=settings.tile_attribution)
