@@ -405,5 +405,6 @@ def sign_in_page(next_page: str, error: str | None = None) -> str:
 <input type="hidden" name="next" value="{esc(next_page)}">
 <button>Sign in</button>
 <p class="hint">A key with role viewer or above; an administrator creates one with
-<code>gridwatch keys create --role viewer --name "…"</code>. This browser keeps it for 12 hours.</p>
+<code>gridwatch keys create --role viewer --name NAME</code>. This browser keeps it until you sign out
+or it expires.</p>
 </form></body></html>"""
