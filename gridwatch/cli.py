@@ -169,16 +169,19 @@ app.add_typer(keys_app, name="keys")
 
 @command(keys_app, "create")
 def keys_create(
-    role: Annotated[str, typer.Option(help="viewer, operator, dispatcher, admin, or ingest (cameras)")],
+    role: Annotated[str, typer.Option(help="viewer, operator, dispatcher, admin, ingest (cameras), or team "
+                                           "(one team's phone, with --team)")],
     name: Annotated[str, typer.Option(help="who or what holds the key, e.g. 'command room'")],
+    team: Annotated[str | None, typer.Option(help="team keys: the team's id (GET /patrols lists them)")] = None,
 ) -> None:
     """Create a key and print it once on stdout (only its hash is stored)."""
     from gridwatch.api.auth import create_key
     from gridwatch.db import connect
 
     with connect() as conn:
-        key_id, key = create_key(conn, role, name)
-    say(f"key {key_id} ({role}, {name!r}); store it now, it cannot be shown again:")
+        key_id, key = create_key(conn, role, name, team)
+    bound = f", team {team}" if team else ""
+    say(f"key {key_id} ({role}{bound}, {name!r}); store it now, it cannot be shown again:")
     typer.echo(key)
 
 

@@ -43,8 +43,11 @@ def do(client, keys, iid, action, role="dispatcher", **body):
 def test_full_lifecycle_keeps_history_and_meets_deadlines(client, keys):
     iid = new_incident(client, keys)["incident_id"]
     detail = client.get(f"/incidents/{iid}", headers=auth(keys["viewer"])).json()["properties"]
-    assert detail["status"] == "dispatched" and detail["team_id"]
-    assert detail["alerts"][0]["camera_id"] == "CAM-0002"
+    # the team is a suggestion until a dispatcher sends it
+    assert detail["status"] == "new" and detail["team_id"] and detail["team_suggested"]
+    assert detail["alerts"][0]["camera_id"] == "CAM-0002" and detail["origin"] == "camera"
+    props = do(client, keys, iid, "dispatch", team_id=detail["team_id"]).json()["properties"]
+    assert props["status"] == "dispatched" and not props["team_suggested"]
     assert do(client, keys, iid, "acknowledge", role="operator").json()["properties"]["contact_state"] == "met"
     assert do(client, keys, iid, "on-scene", role="operator").status_code == 200
     r = do(client, keys, iid, "resolve", role="operator")
@@ -67,6 +70,9 @@ def test_full_lifecycle_keeps_history_and_meets_deadlines(client, keys):
 
 def test_wrong_transition_is_409_saying_what_is_allowed(client, keys):
     iid = new_incident(client, keys)["incident_id"]
+    assert do(client, keys, iid, "acknowledge", role="operator").json()["allowed"] == [
+        "dispatch", "false_alarm", "cancel"]
+    do(client, keys, iid, "dispatch", override=True)
     r = do(client, keys, iid, "resolve", role="operator", note="x")
     assert r.status_code == 409 and r.headers["content-type"] == "application/problem+json"
     body = r.json()
@@ -146,6 +152,7 @@ def test_missed_contact_escalates_to_township_then_resolution_to_county(client, 
 
 def test_late_feedback_escalates(client, keys, db_url):
     iid = new_incident(client, keys, type_="flood_water")["incident_id"]
+    do(client, keys, iid, "dispatch", override=True)
     do(client, keys, iid, "on-scene", role="operator")
     do(client, keys, iid, "resolve", role="operator", note="pumped out")
     with psycopg.connect(db_url) as conn:
@@ -185,7 +192,7 @@ def test_whistled_department_must_report(client, keys, db_url):
 
 
 def test_recommend_ranks_with_eta_and_reasons(client, keys):
-    iid = new_incident(client, keys, type_="fire_smoke", lon=101.22, lat=37.03)["incident_id"]
+    iid = new_incident(client, keys, type_="illegal_dumping", lon=101.22, lat=37.03)["incident_id"]
     r = client.get("/patrols/recommend", params={"incident": iid}, headers=auth(keys["viewer"]))
     assert r.status_code == 200
     candidates = r.json()["candidates"]

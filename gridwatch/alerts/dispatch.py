@@ -1,5 +1,6 @@
-"""Which team should go (DESIGN §6): the available team responsible for the grid, else the
-nearest available team by ETA. Every choice carries a reason a dispatcher can read.
+"""Which team should go: the available team responsible for the grid, else the nearest
+available team by ETA. Every choice carries a reason a dispatcher can read. Busy teams
+are listed after every available one, saying what they are busy with; off-duty teams never.
 
 Distances are great-circle metres times a detour factor (no road network yet); ETA is that
 over the speed of the team's kind.
@@ -18,13 +19,15 @@ SPEED_KMH = {"foot": 5.0, "motorcycle": 40.0, "car": 60.0}
 # Roads wind: a straight line underestimates the way by about this much.
 DETOUR = 1.3
 
-# Every team, its status, latest ping and grids.
+# Every team, its status, latest ping, grids and the incidents it is working on.
 BOARD_SQL = """
 SELECT t.id, t.name, t.kind, t.status, ST_X(t.base), ST_Y(t.base), l.at, ST_X(l.geom), ST_Y(l.geom),
-       coalesce(g.grids, '{}')
+       coalesce(g.grids, '{}'), coalesce(w.incidents, '{}')
 FROM teams t
 LEFT JOIN LATERAL (SELECT at, geom FROM team_positions p WHERE p.team_id = t.id ORDER BY at DESC LIMIT 1) l ON true
 LEFT JOIN (SELECT team_id, array_agg(grid_code) AS grids FROM team_grids GROUP BY team_id) g ON g.team_id = t.id
+LEFT JOIN (SELECT team_id, array_agg(incident_id ORDER BY dispatched_at) AS incidents FROM assignments
+           WHERE cleared_at IS NULL GROUP BY team_id) w ON w.team_id = t.id
 ORDER BY t.id
 """
 
@@ -39,9 +42,12 @@ class Candidate:
     eta_min: float
     position: str  # "gps" or "base"
     reason: str
+    status: str = "available"
+    busy_with: tuple[int, ...] = ()  # the incidents it is working on
 
     def as_dict(self) -> dict:
-        return {"team_id": self.team_id, "name": self.name, "kind": self.kind, "responsible": self.responsible,
+        return {"team_id": self.team_id, "name": self.name, "kind": self.kind, "status": self.status,
+                "busy_with": list(self.busy_with), "responsible": self.responsible,
                 "distance_m": round(self.distance_m), "eta_min": round(self.eta_min, 1),
                 "position": self.position, "reason": self.reason}
 
@@ -55,6 +61,7 @@ class TeamBoard:
         self.names = [r[1] for r in rows]
         self.kinds = [r[2] for r in rows]
         self.status = np.array([r[3] for r in rows], dtype=object)
+        self.busy_with = [tuple(r[10]) for r in rows]
         fresh = np.array([r[6] is not None and now - r[6] <= POSITION_FRESH for r in rows], dtype=bool)
         self.gps_age_min = [(now - r[6]).total_seconds() / 60 if r[6] is not None else None for r in rows]
         self.fresh = fresh
@@ -72,24 +79,33 @@ class TeamBoard:
 
     def recommend(self, lon: float, lat: float, grid_code: str | None, limit: int = 10
                   ) -> tuple[list[Candidate], str | None]:
-        """Available teams, best first: responsible for the grid, then by ETA. With none
-        available, an empty list and the reason why."""
-        available = np.flatnonzero(self.status == "available")
-        if not len(available):
-            return [], self.none_reason()
-        distance, eta, responsible = self._measure(np.array([lon]), np.array([lat]), [grid_code], available)
-        order = np.lexsort((eta[0], ~responsible[0]))[:limit]
-        candidates = [self._candidate(int(available[k]), bool(responsible[0, k]), grid_code, distance[0, k],
-                                      eta[0, k]) for k in order]
+        """Teams best first: the available ones (responsible for the grid, then by ETA),
+        then the busy ones in the same order. With none available, also the reason why."""
+        candidates: list[Candidate] = []
+        for status in ("available", "busy"):
+            teams = np.flatnonzero(self.status == status)
+            if not len(teams):
+                continue
+            distance, eta, responsible = self._measure(np.array([lon]), np.array([lat]), [grid_code], teams)
+            order = np.lexsort((eta[0], ~responsible[0]))
+            candidates += [self._candidate(int(teams[k]), bool(responsible[0, k]), grid_code, distance[0, k],
+                                           eta[0, k]) for k in order]
+        if not candidates or candidates[0].status != "available":
+            return candidates[:limit], self.none_reason()
         candidates[0] = self._note_responsible(candidates[0], grid_code)
-        return candidates, None
+        return candidates[:limit], None
 
-    def best(self, lon: float, lat: float, grid_code: str | None) -> Candidate | None:
-        return self.best_many([lon], [lat], [grid_code])[0]
+    def best(self, lon: float, lat: float, grid_code: str | None, taken: frozenset[str] = frozenset()
+             ) -> Candidate | None:
+        return self.best_many([lon], [lat], [grid_code], taken)[0]
 
-    def best_many(self, lons: list[float], lats: list[float], grids: list[str | None]) -> list[Candidate | None]:
-        """The first recommendation for each of many places at once (a batch's new incidents)."""
+    def best_many(self, lons: list[float], lats: list[float], grids: list[str | None],
+                  taken: frozenset[str] = frozenset()) -> list[Candidate | None]:
+        """The first recommendation for each of many places at once (a batch's new
+        incidents), leaving out the teams `taken` (sent elsewhere meanwhile)."""
         available = np.flatnonzero(self.status == "available")
+        if taken:
+            available = np.array([i for i in available if self.ids[i] not in taken], dtype=int)
         if not len(available):
             return [None] * len(lons)
         distance, eta, responsible = self._measure(np.asarray(lons, float), np.asarray(lats, float), grids,
@@ -115,7 +131,8 @@ class TeamBoard:
 
     def _candidate(self, i: int, responsible: bool, grid_code: str | None, distance: float, eta: float) -> Candidate:
         return Candidate(self.ids[i], self.names[i], self.kinds[i], responsible, float(distance), float(eta),
-                         "gps" if self.fresh[i] else "base", self._reason(i, responsible, grid_code, distance, eta))
+                         "gps" if self.fresh[i] else "base", self._reason(i, responsible, grid_code, distance, eta),
+                         self.status[i], self.busy_with[i])
 
     def _note_responsible(self, chosen: Candidate, grid_code: str | None) -> Candidate:
         """Say why the responsible team is not the one going."""
@@ -133,7 +150,11 @@ class TeamBoard:
         return f"no team is available ({busy} busy, {off} off duty)"
 
     def _reason(self, i: int, responsible: bool, grid_code: str | None, distance: float, eta: float) -> str:
-        head = f"responsible for grid {grid_code} and available" if responsible else "nearest available team"
+        if self.status[i] == "busy":
+            working = f" with incident {', '.join(map(str, self.busy_with[i]))}" if self.busy_with[i] else ""
+            head = f"busy{working}" + (f"; responsible for grid {grid_code}" if responsible else "")
+        else:
+            head = f"responsible for grid {grid_code} and available" if responsible else "nearest available team"
         age = self.gps_age_min[i]
         if self.fresh[i]:
             where = f"GPS {age:.0f} min ago"

@@ -17,6 +17,7 @@ import numpy as np
 import orjson
 import psycopg
 
+from gridwatch.alerts import assignments
 from gridwatch.alerts.cameras import Camera
 from gridwatch.alerts.dispatch import BOARD_SQL, TeamBoard
 from gridwatch.alerts.grouping import (
@@ -28,7 +29,7 @@ from gridwatch.alerts.grouping import (
 )
 from gridwatch.alerts.model import AlertIn
 from gridwatch.alerts.registry import Registry
-from gridwatch.alerts.types import type_windows
+from gridwatch.alerts.types import auto_dispatched, type_windows
 from gridwatch.errors import BadInput
 from gridwatch.geo.crs import metres_between
 from gridwatch.geo.grid_index import GridIndex
@@ -66,29 +67,35 @@ _ALERT_COLUMNS = ("id, source, event_id, camera_id, type, score, occurred_at, re
 # The writes take their rows as one JSON array of objects: orjson writes it in a few
 # microseconds and PostgreSQL reads it in C, where binding one array per column cost
 # more than the statements themselves.
-# New incidents, each with its 'created' (and 'dispatch') event.
+# New incidents, each with its 'created' event; those of auto-dispatched types (status
+# 'dispatched') also with their 'dispatch' event and their team's assignment. The team of
+# any other is a suggestion until a dispatcher sends it.
 _CREATE_INCIDENTS_SQL = """
 WITH new AS MATERIALIZED (
     SELECT * FROM json_to_recordset(%(rows)s::json)
-         AS u(id bigint, type text, status text, grid_code text, township_code text, cameras text[], lon float8,
-              lat float8, alert_count int, first_seen timestamptz, last_seen timestamptz, team_id text,
-              team_reason text)
+         AS u(id bigint, type text, status text, origin text, grid_code text, township_code text, cameras text[],
+              lon float8, lat float8, alert_count int, first_seen timestamptz, last_seen timestamptz, team_id text,
+              team_reason text, note text)
 ), incident AS (
-    INSERT INTO incidents (id, type, status, grid_code, township_code, county_code, camera_ids, geom, alert_count,
-                           first_seen, last_seen, team_id, team_reason, created_at, updated_at, contact_due,
-                           resolve_due)
-    SELECT id, type, status, grid_code, township_code, left(grid_code, 6), cameras,
+    INSERT INTO incidents (id, type, status, origin, grid_code, township_code, county_code, camera_ids, geom,
+                           alert_count, first_seen, last_seen, team_id, team_reason, created_at, updated_at,
+                           contact_due, resolve_due)
+    SELECT id, type, status, origin, grid_code, township_code, left(grid_code, 6), cameras,
            ST_SetSRID(ST_MakePoint(lon, lat), 4326), alert_count, first_seen, last_seen, team_id, team_reason,
            %(now)s, %(now)s, %(now)s + %(contact)s, %(now)s + %(resolve)s
     FROM new
 ), events AS (
     INSERT INTO incident_events (incident_id, at, actor, action, from_status, to_status, team_id, note)
-    SELECT id, %(now)s, 'system', action, from_status, to_status, team, note FROM (
-        SELECT id, 1 AS k, 'created' AS action, NULL AS from_status, 'new' AS to_status, NULL AS team, NULL AS note
-        FROM new
+    SELECT id, %(now)s, actor, action, from_status, to_status, team, note FROM (
+        SELECT id, 1 AS k, %(actor)s AS actor, 'created' AS action, NULL AS from_status, 'new' AS to_status,
+               NULL AS team, note FROM new
         UNION ALL
-        SELECT id, 2, 'dispatch', 'new', 'dispatched', team_id, team_reason FROM new WHERE team_id IS NOT NULL
+        SELECT id, 2, 'auto-dispatch', 'dispatch', 'new', 'dispatched', team_id, team_reason
+        FROM new WHERE status = 'dispatched'
     ) e ORDER BY id, k
+), assigned AS (
+    INSERT INTO assignments (incident_id, team_id, dispatched_at, dispatched_by)
+    SELECT id, team_id, %(now)s, 'auto-dispatch' FROM new WHERE status = 'dispatched'
 )
 SELECT count(*) FROM new
 """
@@ -246,7 +253,7 @@ def _group(conn, pipeline, alerts: list[AlertIn], placed: _Placed, windows, inde
     # Round trip 1: the grouping locks, the alerts already stored, the open incidents
     # these alerts may join, the teams (unless cached), ids for what may be written.
     if points:
-        _lock(conn, points)
+        lock_for_grouping(conn, points)
     # planned for each call: a plan cached while alerts was small would keep scanning it whole
     existing_cur = conn.execute(_EXISTING_SQL, [[k[0] for k in keys], [k[1] for k in keys]], prepare=False) \
         if look else None
@@ -278,12 +285,8 @@ def _group(conn, pipeline, alerts: list[AlertIn], placed: _Placed, windows, inde
             g.id = iid
         # Round trip 2: new incidents with their team and events, joined incidents.
         if new:
-            _create_incidents(conn, new, index, board, now)
-        joined = [g for g in unique if g.joined]
-        if joined:
-            conn.execute(_UPDATE_INCIDENTS_SQL, [now, [g.id for g in joined], [g.joined for g in joined],
-                                                 [g.first_seen for g in joined], [g.last_seen for g in joined],
-                                                 [",".join(sorted(g.new_cameras)) for g in joined]])
+            _create_incidents(conn, new, index, board, now, auto_dispatched(conn))
+        join_incidents(conn, [g for g in unique if g.joined], now)
     rows = []
     for i in fresh:
         g = group_of.get(i)
@@ -297,8 +300,25 @@ def _group(conn, pipeline, alerts: list[AlertIn], placed: _Placed, windows, inde
     return results, rows
 
 
-def _lock(conn, points: list[AlertPoint]) -> None:
-    """Send the grouping locks (see FINE_LOCKS_UP_TO) into the current pipeline."""
+def join_incidents(conn, groups: list[Group], now: datetime) -> None:
+    """Send the update of existing incidents that alerts joined (counts, times, cameras)."""
+    if groups:
+        conn.execute(_UPDATE_INCIDENTS_SQL, [now, [g.id for g in groups], [g.joined for g in groups],
+                                             [g.first_seen for g in groups], [g.last_seen for g in groups],
+                                             [",".join(sorted(g.new_cameras)) for g in groups]])
+
+
+def open_incident(conn, group: Group, index: GridIndex, now: datetime, origin: str, actor: str,
+                  note: str | None = None) -> None:
+    """Create one incident by hand (a field report, an alert placed in a grid by a
+    dispatcher) as ingest creates them: deadlines, the recommended team, auto-dispatch."""
+    group.id = conn.execute("SELECT nextval('incidents_id_seq')").fetchone()[0]
+    _create_incidents(conn, [group], index, TeamBoard.load(conn, now), now, auto_dispatched(conn), origin, actor,
+                      note)
+
+
+def lock_for_grouping(conn, points: list[AlertPoint]) -> None:
+    """Take (or send, in a pipeline) the grouping locks of these points (see FINE_LOCKS_UP_TO)."""
     types = sorted({p.type for p in points})
     if len(points) > FINE_LOCKS_UP_TO:
         conn.execute(_TYPE_LOCKS_SQL, [types])
@@ -395,15 +415,29 @@ def _outside_reasons(index: GridIndex, lon, lat, inside) -> dict[int, str]:
                     f"in the unassigned queue" for i, r, m in zip(outside, rows, meters, strict=True)}
 
 
-def _create_incidents(conn, groups: list[Group], index: GridIndex, board: TeamBoard, now: datetime) -> None:
-    """Send the insert of new incidents (ids already given), each with its team (the
-    dispatcher may change it) and its events."""
+def _create_incidents(conn, groups: list[Group], index: GridIndex, board: TeamBoard, now: datetime,
+                      auto: frozenset[str], origin: str = "camera", actor: str = "system",
+                      note: str | None = None) -> None:
+    """Send the insert of new incidents (ids already given), each with its recommended team:
+    a suggestion, or for `auto` types an assignment made at once (one team per incident,
+    so a team sent to one is not sent to the next)."""
+    taken: set[str] = set()
+    dispatched = set()
     for g, best in zip(groups, board.best_many([g.lon for g in groups], [g.lat for g in groups],
                                                [g.grid_code for g in groups]), strict=True):
+        if g.type in auto and best is not None:
+            if best.team_id in taken:
+                best = board.best(g.lon, g.lat, g.grid_code, frozenset(taken))
+            if best is not None:
+                taken.add(best.team_id)
+                dispatched.add(id(g))
         g.team_id, g.team_reason = (best.team_id, best.reason) if best else (None, board.none_reason())
     conn.execute(_CREATE_INCIDENTS_SQL, {"rows": _json([
-        {"id": g.id, "type": g.type, "status": "dispatched" if g.team_id else "new", "grid_code": g.grid_code,
-         "township_code": index.township_codes[index.row_of[g.grid_code]], "cameras": sorted(g.cameras),
-         "lon": g.lon, "lat": g.lat, "alert_count": g.count, "first_seen": g.first_seen, "last_seen": g.last_seen,
-         "team_id": g.team_id, "team_reason": g.team_reason} for g in groups]),
-        "now": now, "contact": CONTACT_WITHIN, "resolve": RESOLVE_WITHIN})
+        {"id": g.id, "type": g.type, "status": "dispatched" if id(g) in dispatched else "new", "origin": origin,
+         "grid_code": g.grid_code, "township_code": index.township_codes[index.row_of[g.grid_code]],
+         "cameras": sorted(g.cameras), "lon": g.lon, "lat": g.lat, "alert_count": g.count,
+         "first_seen": g.first_seen, "last_seen": g.last_seen, "team_id": g.team_id, "team_reason": g.team_reason,
+         "note": note} for g in groups]),
+        "now": now, "contact": CONTACT_WITHIN, "resolve": RESOLVE_WITHIN, "actor": actor})
+    if taken:
+        assignments.refresh_status(conn, sorted(taken), now)

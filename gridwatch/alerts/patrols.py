@@ -84,6 +84,18 @@ def update_team(conn: psycopg.Connection, team_id: str, changes: dict) -> None:
         set_grids(conn, team_id, changes["grids"])
 
 
+def set_duty(conn: psycopg.Connection, team_id: str, on_duty: bool, now: datetime) -> str:
+    """A team goes off duty, or back on duty (busy if it still holds an assignment, else
+    available); returns its new status. Raises NotFound."""
+    row = conn.execute("UPDATE teams t SET status = CASE WHEN NOT %(on)s THEN 'off_duty' "
+                       "WHEN EXISTS (SELECT 1 FROM assignments a WHERE a.team_id = t.id AND a.cleared_at IS NULL) "
+                       "THEN 'busy' ELSE 'available' END, updated_at = %(now)s WHERE id = %(id)s RETURNING status",
+                       {"on": on_duty, "now": now, "id": team_id}).fetchone()
+    if row is None:
+        raise NotFound(f"no team {team_id!r}")
+    return row[0]
+
+
 def set_grids(conn: psycopg.Connection, team_id: str, grids: list[str]) -> None:
     """Replace the grids a team answers for; every code must be a stored grid."""
     known = {r[0] for r in conn.execute("SELECT code FROM grids WHERE code = ANY(%s)", [grids])}

@@ -1,4 +1,5 @@
-"""Alerts read back as GeoJSON, including the unassigned queue (alerts outside every grid)."""
+"""Alerts read back as GeoJSON, including the unassigned queue (alerts outside every grid that
+no dispatcher has placed in a grid or dismissed yet), each with its nearest grid."""
 
 from datetime import datetime
 
@@ -14,7 +15,11 @@ FEATURE_SQL = """json_build_object('type', 'Feature', 'id', a.id, 'geometry', ST
         'lon', round(ST_X(a.geom)::numeric, 7), 'lat', round(ST_Y(a.geom)::numeric, 7),
         'position_method', a.position_method, 'grid_code', a.grid_code, 'township_code', a.township_code,
         'incident_id', a.incident_id, 'team_id', a.team_id, 'team_reason', a.team_reason,
-        'boundary_version', a.boundary_version, 'extra', a.extra))"""
+        'boundary_version', a.boundary_version, 'extra', a.extra,
+        'nearest_grid_code', CASE WHEN a.grid_code IS NULL
+            THEN (SELECT g.code FROM grids g ORDER BY g.geom <-> a.geom, g.code LIMIT 1) END,
+        'queue_action', a.queue_action, 'queue_actor', a.queue_actor, 'queue_at', a.queue_at,
+        'queue_note', a.queue_note))"""
 _FILTERS = {"camera": "a.camera_id = %(camera)s", "grid": "a.grid_code = %(grid)s",
             "township": "a.township_code = %(township)s", "type": "a.type = %(type)s",
             "incident": "a.incident_id = %(incident)s"}
@@ -33,8 +38,8 @@ def alert_collection(conn: psycopg.Connection, *, bbox=None, since: datetime | N
         where.append("a.occurred_at >= %(since)s")
     if until is not None:
         where.append("a.occurred_at < %(until)s")
-    if unassigned:
-        where.append("a.grid_code IS NULL")
+    if unassigned:  # what is still to be done: neither placed in a grid nor dismissed
+        where.append("a.grid_code IS NULL AND a.queue_action IS NULL")
     cond = " AND ".join(where) or "true"
     sql = (f"WITH page AS (SELECT * FROM alerts a WHERE {cond} ORDER BY a.occurred_at DESC, a.id DESC "
            f"LIMIT %(limit)s OFFSET %(offset)s) "

@@ -1,5 +1,5 @@
-"""Retention (DESIGN §8): alerts with their snapshots, team positions and the audit log are
-kept only as long as configured, then deleted."""
+"""Retention: alerts with their snapshots, photos from the scene, team positions and the
+audit log are kept only as long as configured, then deleted."""
 
 from datetime import datetime, timedelta
 
@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class RetentionSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GRIDWATCH_RETENTION_")
 
-    alerts_days: int = Field(365, ge=1)  # snapshots go with their alert
+    alerts_days: int = Field(365, ge=1)  # snapshots go with their alert; photos from the scene as old go too
     positions_hours: int = Field(24, ge=1)  # on-duty GPS pings serve dispatch only
     audit_days: int = Field(365, ge=1)
 
@@ -23,6 +23,8 @@ def purge(conn: psycopg.Connection, now: datetime, settings: RetentionSettings |
     with conn.transaction():
         done["alerts"] = conn.execute("DELETE FROM alerts WHERE occurred_at < %s",
                                       [now - timedelta(days=settings.alerts_days)]).rowcount
+        done["incident_photos"] = conn.execute("DELETE FROM incident_photos WHERE taken_at < %s",
+                                               [now - timedelta(days=settings.alerts_days)]).rowcount
         done["team_positions"] = conn.execute("DELETE FROM team_positions WHERE at < %s",
                                               [now - timedelta(hours=settings.positions_hours)]).rowcount
         done["audit_log"] = conn.execute("DELETE FROM audit_log WHERE at < %s",

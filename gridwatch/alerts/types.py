@@ -1,4 +1,5 @@
-"""Alert types (fire_smoke, flooding, ...) and their grouping windows, from alert_types.
+"""Alert types (fire_smoke, flooding, ...) with their grouping windows and whether their new
+incidents are dispatched at once, from alert_types.
 
 Types change only with a migration, so a process reads them at most once a minute."""
 
@@ -10,16 +11,26 @@ import psycopg
 from gridwatch.errors import BadInput
 
 TTL_S = 60.0
-_cache: tuple[float, dict[str, timedelta]] | None = None  # (read at, windows)
+_cache: tuple[float, dict[str, timedelta], frozenset[str]] | None = None  # (read at, windows, auto-dispatched)
+
+
+def _types(conn: psycopg.Connection) -> tuple[float, dict[str, timedelta], frozenset[str]]:
+    global _cache
+    if _cache is None or time.monotonic() - _cache[0] > TTL_S:
+        rows = conn.execute("SELECT type, window_s, auto_dispatch FROM alert_types").fetchall()
+        _cache = (time.monotonic(), {t: timedelta(seconds=s) for t, s, _ in rows},
+                  frozenset(t for t, _, auto in rows if auto))
+    return _cache
 
 
 def type_windows(conn: psycopg.Connection) -> dict[str, timedelta]:
-    """Every alert type and its grouping window (DESIGN §6)."""
-    global _cache
-    if _cache is None or time.monotonic() - _cache[0] > TTL_S:
-        _cache = (time.monotonic(),
-                  {t: timedelta(seconds=s) for t, s in conn.execute("SELECT type, window_s FROM alert_types")})
-    return _cache[1]
+    """Every alert type and its grouping window."""
+    return _types(conn)[1]
+
+
+def auto_dispatched(conn: psycopg.Connection) -> frozenset[str]:
+    """The types whose new incidents go to the recommended team at once (say, fire)."""
+    return _types(conn)[2]
 
 
 def known_type(conn: psycopg.Connection, type_: str | None) -> str | None:

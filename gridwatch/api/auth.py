@@ -22,10 +22,11 @@ from gridwatch.errors import BadInput, Forbidden, NotFound, Unauthorized
 
 log = logging.getLogger(__name__)
 
-# Ordered roles: each may do what the ones before it may. `ingest` stands apart: cameras
-# may post alerts and nothing else.
+# Ordered roles: each may do what the ones before it may. Two stand apart: `ingest`
+# (cameras: post alerts and nothing else) and `team` (one team's phone: its own
+# assignments and the actions on them, its own positions and duty, field reports).
 ROLES = ("viewer", "operator", "dispatcher", "admin")
-ALL_ROLES = (*ROLES, "ingest")
+ALL_ROLES = (*ROLES, "ingest", "team")
 CACHE_TTL_S = 10.0
 _PREFIX = "gw_"
 
@@ -35,32 +36,51 @@ class Principal:
     key_id: int
     name: str
     role: str
+    team_id: str | None = None  # a team key's team
 
     def at_least(self, role: str) -> bool:
         return self.role in ROLES and ROLES.index(self.role) >= ROLES.index(role)
+
+    def own_team(self, team_id: str) -> None:
+        """Raises Forbidden unless this is a team key of `team_id` (or any other role,
+        which the route's role check has judged already)."""
+        if self.role == "team" and self.team_id != team_id:
+            raise Forbidden(f"key {self.name!r} acts for team {self.team_id}, not {team_id}")
+
+
+def actor(principal: Principal) -> str:
+    """How the history names who did something: the key's name and role."""
+    return f"{principal.name} ({principal.role})"
 
 
 def _hash(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
 
-def create_key(conn: psycopg.Connection, role: str, name: str) -> tuple[int, str]:
-    """Store a new key; returns (id, key). The key itself is never stored."""
+def create_key(conn: psycopg.Connection, role: str, name: str, team_id: str | None = None) -> tuple[int, str]:
+    """Store a new key (a `team` key for the team `team_id`); returns (id, key). The key
+    itself is never stored."""
     if role not in ALL_ROLES:
         raise BadInput(f"role {role!r} is not one of {', '.join(ALL_ROLES)}")
     if not name.strip():
         raise BadInput("a key needs a name saying who or what holds it")
+    if role == "team" and not team_id:
+        raise BadInput("a team key is bound to one team: give --team ID (the ids are in GET /patrols)")
+    if role != "team" and team_id:
+        raise BadInput(f"--team is for team keys only; a {role} key is not bound to a team")
+    if team_id and conn.execute("SELECT 1 FROM teams WHERE id = %s", [team_id]).fetchone() is None:
+        raise BadInput(f"no team {team_id!r}; the ids are in GET /patrols")
     key = _PREFIX + secrets.token_urlsafe(32)
-    key_id = conn.execute("INSERT INTO api_keys (name, role, key_hash, prefix) VALUES (%s, %s, %s, %s) RETURNING id",
-                          [name.strip(), role, _hash(key), key[:8]]).fetchone()[0]
+    key_id = conn.execute("INSERT INTO api_keys (name, role, team_id, key_hash, prefix) VALUES (%s, %s, %s, %s, %s) "
+                          "RETURNING id", [name.strip(), role, team_id, _hash(key), key[:8]]).fetchone()[0]
     conn.commit()
     return key_id, key
 
 
 def list_keys(conn: psycopg.Connection) -> list[dict]:
-    rows = conn.execute("SELECT id, name, role, prefix, created_at, revoked_at FROM api_keys ORDER BY id")
-    return [{"id": r[0], "name": r[1], "role": r[2], "prefix": r[3], "created_at": r[4].isoformat(),
-             "revoked_at": r[5].isoformat() if r[5] else None} for r in rows]
+    rows = conn.execute("SELECT id, name, role, team_id, prefix, created_at, revoked_at FROM api_keys ORDER BY id")
+    return [{"id": r[0], "name": r[1], "role": r[2], "team_id": r[3], "prefix": r[4], "created_at": r[5].isoformat(),
+             "revoked_at": r[6].isoformat() if r[6] else None} for r in rows]
 
 
 def revoke_key(conn: psycopg.Connection, key_id: int) -> None:
@@ -94,8 +114,8 @@ class KeyStore:
         digest = _hash(key)
         now = time.monotonic()
         with self.pool.connection() as conn:
-            row = conn.execute("SELECT id, name, role FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL",
-                               [digest]).fetchone()
+            row = conn.execute("SELECT id, name, role, team_id FROM api_keys "
+                               "WHERE key_hash = %s AND revoked_at IS NULL", [digest]).fetchone()
         principal = Principal(*row) if row else None
         if len(self._cache) > 10_000:
             self._cache.clear()
@@ -124,14 +144,15 @@ async def authenticate(request: Request) -> Principal:
     return principal
 
 
-def require(role: str, ingest: bool = False):
-    """Dependency: the caller must hold `role` or above (or be an ingest key, if allowed)."""
+def require(role: str, ingest: bool = False, team: bool = False):
+    """Dependency: the caller must hold `role` or above (or be an ingest key, or a team key,
+    if allowed; a route that lets team keys in checks which team's data is asked for)."""
 
     async def check(request: Request) -> Principal:
         principal = await authenticate(request)
-        if principal.at_least(role) or (ingest and principal.role == "ingest"):
+        if principal.at_least(role) or (ingest and principal.role == "ingest") or (team and principal.role == "team"):
             return principal
-        allowed = ", ".join(ROLES[ROLES.index(role):] + (("ingest",) if ingest else ()))
+        allowed = ", ".join(ROLES[ROLES.index(role):] + (("ingest",) if ingest else ()) + (("team",) if team else ()))
         raise Forbidden(f"this needs role {allowed}; key {principal.name!r} has role {principal.role}")
 
     return check

@@ -19,6 +19,7 @@ from gridwatch.alerts.incidents import act
 from gridwatch.alerts.ingest import ingest
 from gridwatch.alerts.model import AlertIn
 from gridwatch.alerts.simulate import Feed
+from gridwatch.alerts.types import auto_dispatched
 from gridwatch.errors import GridwatchError
 from gridwatch.geo.grid_index import GridIndex
 
@@ -45,7 +46,8 @@ def load_history(conn: psycopg.Connection, index: GridIndex, days: int, progress
     feed = Feed(cameras, seed=seed)
     rng = np.random.default_rng(seed)
     alerts = [AlertIn.model_validate(a) for a in feed.history(start, end, PER_DAY)]
-    plans: list[tuple[datetime, int, int, str, str, str | None]] = []
+    auto = auto_dispatched(conn)
+    plans: list[tuple[datetime, int, int, str, str, str | None, str | None]] = []
     seen: set[int] = set()
     stored = 0
     k = 0
@@ -53,9 +55,10 @@ def load_history(conn: psycopg.Connection, index: GridIndex, days: int, progress
     while t < end:
         t_end = t + SLICE
         while plans and plans[0][0] < t_end:
-            when, _, iid, action, actor, note = heapq.heappop(plans)
+            when, _, iid, action, actor, note, team = heapq.heappop(plans)
             try:
-                act(conn, iid, action, actor, when, note=note)
+                # the demo dispatcher sends the suggested team even when it is busy elsewhere
+                act(conn, iid, action, actor, when, note=note, team_id=team, override=True)
             except GridwatchError:
                 pass  # e.g. no team could be dispatched: its life stops here
         batch = []
@@ -66,7 +69,7 @@ def load_history(conn: psycopg.Connection, index: GridIndex, days: int, progress
             for alert, result in zip(batch, ingest(conn, batch, index, t_end, check_future=False), strict=True):
                 if result.incident_id and result.incident_id not in seen:
                     seen.add(result.incident_id)
-                    for plan in _life(result.incident_id, alert.type, t_end, result.team_id, rng):
+                    for plan in _life(result.incident_id, alert.type, t_end, result.team_id, alert.type in auto, rng):
                         heapq.heappush(plans, plan)
             stored += len(batch)
         if t_end.minute == 0:
@@ -79,19 +82,21 @@ def load_history(conn: psycopg.Connection, index: GridIndex, days: int, progress
     return stored
 
 
-def _life(iid: int, kind: str, created: datetime, team: str | None, rng: np.random.Generator) -> list[tuple]:
-    """When each step of this incident's life happens (some of them late)."""
+def _life(iid: int, kind: str, created: datetime, team: str | None, dispatched: bool,
+          rng: np.random.Generator) -> list[tuple]:
+    """When each step of this incident's life happens (some of them late); the suggested
+    `team` is sent unless the incident was `dispatched` at once."""
     steps = []
     t = created
     seq = iter(range(10))
 
-    def step(after_min: float, action: str, actor: str, note: str | None = None) -> None:
+    def step(after_min: float, action: str, actor: str, note: str | None = None, sent: str | None = None) -> None:
         nonlocal t
         t = t + timedelta(minutes=float(after_min))
-        steps.append((t, iid * 10 + next(seq), iid, action, actor, note))
+        steps.append((t, iid * 10 + next(seq), iid, action, actor, note, sent))
 
-    if team is None:
-        step(rng.uniform(5, 40), "dispatch", DISPATCHER)
+    if not dispatched:
+        step(rng.uniform(5, 40), "dispatch", DISPATCHER, sent=team)
     if rng.random() < 0.06:
         step(rng.uniform(10, 40), "false_alarm", DISPATCHER, "checked on camera: a reflection, nothing there")
         return steps

@@ -165,6 +165,45 @@ def compliance(conn: psycopg.Connection, window: Window, now: datetime) -> dict:
     return {"townships": rows("i.township_code"), "teams": rows("i.team_id")}
 
 
+# Minutes from dispatch to each step of an assignment (resolved: the incident's resolution
+# while this team held it), per township and team kind, and for all together.
+_RESPONSE_SQL = f"""
+WITH steps AS (
+    SELECT i.township_code, t.kind,
+           extract(epoch FROM a.acknowledged_at - a.dispatched_at) / 60 AS acknowledged,
+           extract(epoch FROM a.on_scene_at - a.dispatched_at) / 60 AS on_scene,
+           CASE WHEN a.cleared_why = 'resolved' THEN extract(epoch FROM i.resolved_at - a.dispatched_at) / 60
+           END AS resolved
+    FROM assignments a JOIN incidents i ON i.id = a.incident_id JOIN teams t ON t.id = a.team_id
+    WHERE {window_sql('i', 'first_seen')}
+)
+SELECT township_code, kind, count(*),
+       percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY acknowledged),
+       percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY on_scene),
+       percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY resolved),
+       count(acknowledged), count(on_scene), count(resolved)
+FROM steps GROUP BY GROUPING SETS ((township_code, kind), ()) ORDER BY 1 NULLS FIRST, 2
+"""
+
+
+def response_times(conn: psycopg.Connection, window: Window) -> dict:
+    """Dispatch → acknowledged → on scene → resolved, from the teams' assignments: the
+    median and 90th percentile in minutes per township and team kind (and over all, the
+    row without either), with how many assignments reached each step."""
+    out = []
+    for township, kind, n, ack, scene, resolved, n_ack, n_scene, n_resolved in conn.execute(
+            _RESPONSE_SQL, window.params()):
+        out.append({"township_code": township, "team_kind": kind, "assignments": n,
+                    **_percentiles("acknowledged", ack, n_ack), **_percentiles("on_scene", scene, n_scene),
+                    **_percentiles("resolved", resolved, n_resolved)})
+    return {"unit": "minutes after dispatch", "groups": out}
+
+
+def _percentiles(step: str, values: list | None, n: int) -> dict:
+    median, p90 = values if values else (None, None)
+    return {step: {"count": n, "median": _round(median), "p90": _round(p90)}}
+
+
 def _share(met: int, missed: int) -> float | None:
     return round(met / (met + missed), 3) if met + missed else None
 

@@ -5,14 +5,15 @@ from typing import Annotated
 
 import psycopg
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from gridwatch.alerts import queue
 from gridwatch.alerts.ingest import ingest
 from gridwatch.alerts.model import MAX_BATCH, AlertIn
 from gridwatch.alerts.queries import alert_collection, alert_feature
-from gridwatch.api.auth import require
+from gridwatch.api.auth import Principal, actor, require
 from gridwatch.api.deps import db, json_response
 from gridwatch.api.errors import validation_items
 from gridwatch.api.params import BBox, Page, TimeWindow, bbox_query, page_query, type_query, window_query
@@ -84,6 +85,32 @@ def list_alerts(conn: Conn, window: Annotated[TimeWindow, Depends(window_query)]
                             filters={"camera": camera, "grid": grid, "township": township, "type": type,
                                      "incident": incident}, limit=page.limit, offset=page.offset)
     return Response(body, media_type="application/geo+json")
+
+
+class AssignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    grid_code: Annotated[str, Field(description="the grid to place the alert in (the queue suggests the nearest)")]
+
+
+class DismissIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Annotated[str, Field(min_length=1, max_length=2000, description="why the alert needs nothing")]
+
+
+@router.post("/alerts/{alert_id}/assign", summary="Place an alert of the unassigned queue in a grid: it joins or "
+             "opens an incident there as any alert would")
+def assign_alert(alert_id: int, body: AssignIn, conn: Conn, request: Request,
+                 principal: Annotated[Principal, Depends(require("operator"))]) -> Response:
+    placed = queue.assign_to_grid(conn, alert_id, body.grid_code, actor(principal), request.app.state.grid_index.index,
+                                  datetime.now(UTC))
+    return json_response({"alert_id": alert_id, **placed.as_dict()})
+
+
+@router.post("/alerts/{alert_id}/dismiss", summary="Take an alert out of the unassigned queue, with a reason")
+def dismiss_alert(alert_id: int, body: DismissIn, conn: Conn,
+                  principal: Annotated[Principal, Depends(require("operator"))]) -> Response:
+    queue.dismiss(conn, alert_id, body.reason, actor(principal), datetime.now(UTC))
+    return Response(alert_feature(conn, alert_id), media_type="application/geo+json")
 
 
 @router.get("/alerts/{alert_id}", dependencies=[Depends(require("viewer"))], response_class=Response)

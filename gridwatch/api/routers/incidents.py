@@ -2,18 +2,18 @@
 
 from datetime import UTC, datetime, timedelta
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, Literal
 
 import psycopg
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
-from gridwatch.alerts import deadlines
+from gridwatch.alerts import assignments, deadlines, photos, queue
 from gridwatch.alerts.incidents import ACTIONS, STATUSES, act, incident_collection, incident_detail
-from gridwatch.api.auth import Principal, authenticate, require
-from gridwatch.api.deps import db
+from gridwatch.api.auth import Principal, actor, authenticate, require
+from gridwatch.api.deps import db, json_response
 from gridwatch.api.params import Page, TimeWindow, page_query, type_query, window_query
 from gridwatch.errors import BadInput, Forbidden
 
@@ -26,6 +26,16 @@ Action = Enum("Action", {name: name.replace("_", "-") for name in ACTIONS}, type
 class ActionIn(BaseModel):
     note: Annotated[str, Field(max_length=4000)] | None = None
     team_id: str | None = Field(None, description="dispatch only: the team to send (default: the recommended one)")
+    override: bool = Field(False, description="dispatch only: send a busy team all the same (a second assignment)")
+    confirm: bool = Field(False, description="close only: close although whistled departments have not reported")
+
+
+class FieldReportIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Annotated[str, Field(description="an alert type, e.g. sewer_overflow")]
+    lon: Annotated[float, Field(ge=-180, le=180)]
+    lat: Annotated[float, Field(ge=-90, le=90)]
+    note: Annotated[str, Field(min_length=1, max_length=4000, description="what was found")]
 
 
 class WhistleIn(BaseModel):
@@ -42,10 +52,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def actor(principal: Principal) -> str:
-    return f"{principal.name} ({principal.role})"
-
-
 @router.get("/incidents/stream", summary="Server-Sent Events: every new or changed incident",
             response_class=StreamingResponse, dependencies=[Depends(require("viewer"))])
 async def stream(request: Request, last_event_id: Annotated[str | None, Query(
@@ -59,6 +65,19 @@ async def stream(request: Request, last_event_id: Annotated[str | None, Query(
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
+@router.post("/incidents", status_code=201, summary="Report an incident from the field (origin: field): placed "
+             "in its grid, with deadlines and a team like any other (a team key: inside its township)")
+def report_incident(body: FieldReportIn, conn: Conn, request: Request,
+                    principal: Annotated[Principal, Depends(require("operator", team=True))]) -> Response:
+    township = None
+    if principal.role == "team":
+        township = conn.execute("SELECT township_code FROM teams WHERE id = %s", [principal.team_id]).fetchone()[0]
+    placed = queue.report(conn, body.type, body.lon, body.lat, body.note, actor(principal),
+                          request.app.state.grid_index.index, _now(), township)
+    return Response(incident_detail(conn, placed.incident_id, _now()), status_code=201, media_type=GEOJSON,
+                    headers={"Location": f"/incidents/{placed.incident_id}"})
+
+
 @router.get("/incidents", summary="Incidents as GeoJSON, latest activity first",
             dependencies=[Depends(require("viewer"))], response_class=Response)
 def list_incidents(conn: Conn, window: Annotated[TimeWindow, Depends(window_query)],
@@ -66,11 +85,14 @@ def list_incidents(conn: Conn, window: Annotated[TimeWindow, Depends(window_quer
                    status: Annotated[str | None, Query(description="comma-separated, e.g. new,dispatched")] = None,
                    grid: str | None = None, township: str | None = None,
                    type: Annotated[str | None, Depends(type_query)] = None,
-                   overdue: Annotated[bool | None, Query(description="only (or, false: no) late ones")] = None
+                   overdue: Annotated[bool | None, Query(description="only (or, false: no) late ones")] = None,
+                   origin: Annotated[Literal["camera", "field"] | None,
+                                     Query(description="camera (from alerts) or field (reported by a team)")] = None
                    ) -> Response:
     statuses = _statuses(status)
     body = incident_collection(conn, _now(), filters={"status": statuses, "grid": grid, "township": township,
-                                                      "type": type, "since": window.since, "until": window.until},
+                                                      "type": type, "since": window.since, "until": window.until,
+                                                      "origin": origin},
                                overdue=overdue, limit=page.limit, offset=page.offset)
     return Response(body, media_type=GEOJSON)
 
@@ -88,10 +110,46 @@ def _statuses(status: str | None) -> list[str] | None:
     return statuses
 
 
-@router.get("/incidents/{incident_id}", summary="One incident with its alerts, history and departments",
-            dependencies=[Depends(require("viewer"))], response_class=Response)
-def get_incident(incident_id: int, conn: Conn) -> Response:
+@router.get("/incidents/{incident_id}", summary="One incident with its alerts, history, departments, assignments "
+            "and photos (a team key: those it was sent to)", response_class=Response)
+def get_incident(incident_id: int, conn: Conn,
+                 principal: Annotated[Principal, Depends(require("viewer", team=True))]) -> Response:
+    own_incident(conn, principal, incident_id)
     return Response(incident_detail(conn, incident_id, _now()), media_type=GEOJSON)
+
+
+def own_incident(conn: psycopg.Connection, principal: Principal, incident_id: int) -> None:
+    """A team key reads only the incidents its team was sent to (403 otherwise)."""
+    if principal.role == "team" and not assignments.holds(conn, principal.team_id, incident_id, ever=True):
+        raise Forbidden(f"incident {incident_id} was never assigned to team {principal.team_id}")
+
+
+@router.post("/incidents/{incident_id}/photos", status_code=201, response_class=Response,
+             summary="A photo from the scene (JPEG body; re-encoded without its metadata, at most 1600 px)")
+async def add_photo(incident_id: int, request: Request,
+                    principal: Annotated[Principal, Depends(require("operator", team=True))]) -> Response:
+    body = await request.body()
+
+    def store() -> int:
+        jpeg = photos.clean_jpeg(body)
+        with request.app.state.pool.connection() as conn:
+            if principal.role == "team" and not assignments.holds(conn, principal.team_id, incident_id,
+                                                                  cleared_ok=True):
+                raise Forbidden(f"incident {incident_id} is not assigned to team {principal.team_id}")
+            return photos.add_photo(conn, incident_id, jpeg, actor(principal), _now())
+
+    n = await run_in_threadpool(store)
+    href = f"/incidents/{incident_id}/photos/{n}"
+    return json_response({"incident_id": incident_id, "n": n, "href": href}, 201)
+
+
+@router.get("/incidents/{incident_id}/photos/{n}", response_class=Response, summary="A photo from the scene",
+            responses={200: {"content": {"image/jpeg": {}}}})
+def get_photo(incident_id: int, n: int, conn: Conn,
+              principal: Annotated[Principal, Depends(require("viewer", team=True))]) -> Response:
+    own_incident(conn, principal, incident_id)
+    return Response(photos.photo(conn, incident_id, n), media_type="image/jpeg",
+                    headers={"Cache-Control": "private, max-age=3600"})
 
 
 @router.post("/incidents/{incident_id}/whistle", summary="The township whistles departments; each must report",
@@ -120,13 +178,14 @@ async def incident_action(incident_id: int, action: Action, request: Request, bo
     name = action.name
     principal = await authenticate(request)
     needed = ACTIONS[name].role
-    if not principal.at_least(needed):
+    if principal.role != "team" and not principal.at_least(needed):
         raise Forbidden(f"{action.value} needs role {needed} or above; key {principal.name!r} has {principal.role}")
     body = body or ActionIn()
 
     def run() -> bytes:
         with request.app.state.pool.connection() as conn:
-            act(conn, incident_id, name, actor(principal), _now(), note=body.note, team_id=body.team_id)
+            act(conn, incident_id, name, actor(principal), _now(), note=body.note, team_id=body.team_id,
+                override=body.override, confirm=body.confirm, as_team=principal.team_id)
             return incident_detail(conn, incident_id, _now())
 
     return Response(await run_in_threadpool(run), media_type=GEOJSON)

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 from starlette.responses import Response
 
-from gridwatch.alerts import patrols
+from gridwatch.alerts import incidents, patrols
 from gridwatch.alerts.dispatch import TeamBoard
-from gridwatch.api.auth import require
+from gridwatch.api.auth import Principal, require
 from gridwatch.api.deps import db, json_response
 from gridwatch.errors import BadInput, NotFound
 
@@ -40,6 +40,10 @@ class TeamPatch(BaseModel):
     base: tuple[Lon, Lat] | None = None
     status: Literal["available", "busy", "off_duty"] | None = None
     grids: list[str] | None = None
+
+
+class DutyIn(BaseModel):
+    on_duty: bool
 
 
 class Ping(BaseModel):
@@ -95,8 +99,32 @@ def recommend(conn: Conn, incident: int | None = None,
                   "candidates": [c.as_dict() for c in candidates], "none_available": why_none})
 
 
-@router.get("/patrols/{team_id}", dependencies=[Depends(require("viewer"))])
-def get_team(team_id: str, conn: Conn) -> Response:
+@router.get("/patrols/{team_id}", summary="One team (a team key: its own)")
+def get_team(team_id: str, conn: Conn, principal: Annotated[Principal, Depends(require("viewer", team=True))]
+             ) -> Response:
+    principal.own_team(team_id)
+    return Response(orjson.dumps(patrols.team_feature(conn, team_id, _now())), media_type="application/geo+json")
+
+
+@router.get("/patrols/{team_id}/assignments", summary="A team's assignments with their incidents as GeoJSON "
+            "(a team key: its own)")
+def team_assignments(team_id: str, conn: Conn,
+                     principal: Annotated[Principal, Depends(require("viewer", team=True))],
+                     open: Annotated[bool | None, Query(description="true: those in hand; false: those ended")] = None,
+                     since: Annotated[AwareDatetime | None, Query(description="only those ended (or, if open, "
+                                                                              "dispatched) since then")] = None
+                     ) -> Response:
+    principal.own_team(team_id)
+    return Response(incidents.assignment_collection(conn, team_id, _now(), open, since),
+                    media_type="application/geo+json")
+
+
+@router.post("/patrols/{team_id}/duty", summary="A team goes on or off duty (off duty: it cannot be dispatched)")
+def set_duty(team_id: str, body: DutyIn, conn: Conn, request: Request,
+             principal: Annotated[Principal, Depends(require("dispatcher", team=True))]) -> Response:
+    principal.own_team(team_id)
+    patrols.set_duty(conn, team_id, body.on_duty, _now())
+    request.app.state.registry.forget_teams()
     return Response(orjson.dumps(patrols.team_feature(conn, team_id, _now())), media_type="application/geo+json")
 
 
@@ -117,9 +145,11 @@ def update_team(team_id: str, changes: TeamPatch, conn: Conn, request: Request) 
     return Response(orjson.dumps(patrols.team_feature(conn, team_id, _now())), media_type="application/geo+json")
 
 
-@router.post("/patrols/{team_id}/positions", summary="GPS pings of an on-duty team (one, or {positions: [...]})",
-             dependencies=[Depends(require("operator"))])
-def add_positions(team_id: str, body: Pings, conn: Conn) -> Response:
+@router.post("/patrols/{team_id}/positions", summary="GPS pings of an on-duty team (one, or {positions: [...]}; "
+             "a team key: its own)")
+def add_positions(team_id: str, body: Pings, conn: Conn,
+                  principal: Annotated[Principal, Depends(require("operator", team=True))]) -> Response:
+    principal.own_team(team_id)
     now = _now()
     pings = body.positions
     stored = patrols.add_positions(conn, team_id, [(p.at or now, p.lon, p.lat) for p in pings], now)

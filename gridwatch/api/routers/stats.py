@@ -12,7 +12,7 @@ from gridwatch.api.auth import require
 from gridwatch.api.deps import db, json_response
 from gridwatch.api.params import TimeWindow, type_query, window_query
 from gridwatch.config import api_settings
-from gridwatch.stats.counts import Window, compliance, grid_counts, heat_cells, timeline
+from gridwatch.stats.counts import Window, compliance, grid_counts, heat_cells, response_times, timeline
 from gridwatch.stats.hotspots import hotspots
 
 router = APIRouter(tags=["stats"], dependencies=[Depends(require("viewer"))])
@@ -61,3 +61,9 @@ def stats_timeline(conn: Conn, window: StatsWindow) -> Response:
 @router.get("/stats/deadlines", summary="1-3-1 compliance per township and per team")
 def stats_deadlines(conn: Conn, window: StatsWindow) -> Response:
     return _json(window, compliance(conn, window, datetime.now(UTC)))
+
+
+@router.get("/stats/response", summary="Team response times from assignments: dispatch to acknowledged, on scene, "
+                                       "resolved (median, 90th percentile) per township and team kind")
+def stats_response(conn: Conn, window: StatsWindow) -> Response:
+    return _json(window, response_times(conn, window))
