@@ -12,6 +12,8 @@ import orjson
 import psycopg
 from conftest import Server, auth
 
+from gridwatch.api.auth import create_key
+
 
 def listen(url: str, key: str, out: queue.Queue, stop: threading.Event) -> None:
     try:
@@ -150,4 +152,82 @@ def test_alerts_outside_every_grid_are_announced(db_url, keys):
         assert out and out[0]["grid_code"] is None and feature["id"] == out[0]["alert_id"]
         assert "nearest is" in feature["properties"]["team_reason"]
     finally:
+        server.stop()
+
+
+def collect(url: str, key: str, out: queue.Queue, stop: threading.Event) -> None:
+    """Every event of the stream as (event, data) until `stop`."""
+    try:
+        with httpx.Client(timeout=httpx.Timeout(5, read=30)) as client, \
+                client.stream("GET", url + "/incidents/stream", headers=auth(key)) as response:
+            out.put(("status", response.status_code))
+            event = None
+            for line in response.iter_lines():
+                if stop.is_set():
+                    return
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: "):
+                    out.put((event, orjson.loads(line[6:])))
+    except httpx.HTTPError:
+        if not stop.is_set():
+            raise
+
+
+def drain(out: queue.Queue, until, timeout: float = 10.0) -> list:
+    """Events from `out` up to and including the first for which `until(event, data)` holds."""
+    seen, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            item = out.get(timeout=max(0.01, deadline - time.monotonic()))
+        except queue.Empty:
+            break
+        seen.append(item)
+        if until(*item):
+            return seen
+    raise AssertionError(f"no matching event in {seen[:20]}")
+
+
+def test_teams_are_live_and_a_team_key_hears_only_its_own(db_url, keys):
+    with psycopg.connect(db_url) as conn:
+        team_key = create_key(conn, "team", "Agatu phone", "AGATU-MOTO")[1]
+    server = Server(db_url).start()
+    stop = threading.Event()
+    room, phone = queue.Queue(), queue.Queue()
+    for out, key in ((room, keys["viewer"]), (phone, team_key)):
+        threading.Thread(target=collect, args=(server.url, key, out, stop), daemon=True).start()
+        assert out.get(timeout=10) == ("status", 200)
+    time.sleep(0.5)
+
+    def incident(camera: str, lon: float) -> int:
+        alert = {"source": "live", "event_id": uuid.uuid4().hex, "camera_id": camera, "type": "illegal_dumping",
+                 "score": 0.8, "occurred_at": datetime.now(UTC).isoformat(), "lon": lon, "lat": 37.03}
+        return httpx.post(server.url + "/alerts", json=alert, headers=auth(keys["ingest"])).json()["incident_id"]
+
+    def dispatch(iid: int, team: str) -> None:
+        r = httpx.post(f"{server.url}/incidents/{iid}/dispatch", json={"team_id": team, "override": True},
+                       headers=auth(keys["dispatcher"]))
+        assert r.status_code == 200, r.text
+
+    try:
+        theirs, mine = incident("CAM-0040", 101.23), incident("CAM-0041", 101.22)
+        dispatch(theirs, "POLICE-1")
+        dispatch(mine, "AGATU-MOTO")
+        # the command room: the team turns busy, live
+        seen = drain(room, lambda e, d: e == "team" and d["id"] == "AGATU-MOTO"
+                     and d["properties"]["status"] == "busy")
+        assert seen[-1][1]["properties"]["busy_with"] == [mine]
+        # ...and its position as the phone sends it
+        httpx.post(server.url + "/patrols/AGATU-MOTO/positions", json={"lon": 101.221, "lat": 37.031},
+                   headers=auth(team_key))
+        drain(room, lambda e, d: e == "team" and d["id"] == "AGATU-MOTO" and d["properties"]["position"] == "gps")
+        # the phone: its own incident and team, nothing of POLICE-1's
+        heard = drain(phone, lambda e, d: e == "team" and d["properties"]["position"] == "gps")
+        assert ("incident", mine) in [(e, d["id"]) for e, d in heard]
+        assert all(d["id"] in (mine, "AGATU-MOTO") for _, d in heard), heard
+        # reassigned away, the phone still hears of it (it leaves the team's list)
+        dispatch(mine, "POLICE-2")
+        drain(phone, lambda e, d: e == "incident" and d["id"] == mine and d["properties"]["team_id"] == "POLICE-2")
+    finally:
+        stop.set()
         server.stop()

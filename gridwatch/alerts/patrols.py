@@ -32,6 +32,8 @@ SELECT coalesce(json_agg(json_build_object('type', 'Feature', 'id', p.id,
     'properties', json_build_object('id', p.id, 'name', p.name, 'kind', p.kind, 'members', p.members,
         'volunteer', p.volunteer, 'status', p.status, 'township_code', p.township_code, 'grids', p.grids,
         'position', CASE WHEN p.position_at IS NULL THEN 'base' ELSE 'gps' END, 'position_at', p.position_at,
+        'busy_with', (SELECT coalesce(array_agg(a.incident_id ORDER BY a.dispatched_at), '{}') FROM assignments a
+                      WHERE a.team_id = p.id AND a.cleared_at IS NULL),
         'base', json_build_array(round(ST_X(p.base)::numeric, 7), round(ST_Y(p.base)::numeric, 7))))
     ORDER BY p.id), '[]'::json)::text
 FROM page p
@@ -41,14 +43,24 @@ FROM page p
 def team_features(conn: psycopg.Connection, now: datetime, *, team_id: str | None = None,
                   status: str | None = None, township: str | None = None, limit: int = 1000,
                   offset: int = 0) -> list:
+    """Teams as GeoJSON features (at their fresh GPS position, else their base), by id."""
+    sql, params = features_query(now, team_ids=[team_id] if team_id else None, status=status, township=township,
+                                 limit=limit, offset=offset)
+    return orjson.loads(conn.execute(sql, params).fetchone()[0])
+
+
+def features_query(now: datetime, *, team_ids: list[str] | None = None, status: str | None = None,
+                   township: str | None = None, limit: int = 1000, offset: int = 0) -> tuple[str, dict]:
+    """The query for team_features and its parameters (the live feed runs it on its own
+    connection): one row, a JSON array of features."""
     where, params = ["true"], {"fresh_after": now - POSITION_FRESH, "limit": limit, "offset": offset}
-    for column, key, value in (("t.id", "team_id", team_id), ("t.status", "status", status),
-                               ("t.township_code", "township", township)):
+    for condition, key, value in (("t.id = ANY(%(team_ids)s)", "team_ids", team_ids),
+                                  ("t.status = %(status)s", "status", status),
+                                  ("t.township_code = %(township)s", "township", township)):
         if value is not None:
-            where.append(f"{column} = %({key})s")
+            where.append(condition)
             params[key] = value
-    text = conn.execute(_FEATURES_SQL.replace("$where", " AND ".join(where)), params).fetchone()[0]
-    return orjson.loads(text)
+    return _FEATURES_SQL.replace("$where", " AND ".join(where)), params
 
 
 def team_feature(conn: psycopg.Connection, team_id: str, now: datetime) -> dict:

@@ -12,12 +12,17 @@ dropped connection. A page opens the stream with the time its data was read
 (?lastEventId=), so nothing falls between drawing the page and the stream starting.
 
 Alerts outside every grid (the unassigned queue) are announced too, as `unassigned`
-events without an id: they are shown as they come, not replayed.
+events without an id, and teams whose status or position changed, as `team` events (the
+team as GeoJSON, as /patrols has it): they are shown as they come, not replayed.
+
+A team key's stream holds its own team's events and the incidents it is sent to (and
+those it was sent to before, so it sees one reassigned away), nothing else.
 """
 
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -25,6 +30,7 @@ import psycopg
 from starlette.requests import Request
 
 from gridwatch.alerts.incidents import FEATURE_SQL
+from gridwatch.alerts.patrols import features_query
 from gridwatch.alerts.queries import FEATURE_SQL as ALERT_FEATURE_SQL
 
 log = logging.getLogger(__name__)
@@ -47,12 +53,37 @@ _UNASSIGNED_SQL = f"""SELECT {ALERT_FEATURE_SQL}::text FROM alerts a
 WHERE a.id IN (SELECT unnest(%(ids)s::bigint[]) ORDER BY 1 DESC LIMIT {BULK_LIMIT}) ORDER BY a.id"""
 
 
+@dataclass(frozen=True)
+class _Event:
+    """An SSE event and what a team's stream needs to know of it."""
+
+    text: str
+    team_id: str | None = None  # the team sent to the incident, or the team itself
+    incident_id: int | None = None
+
+
+@dataclass(eq=False)
+class _Subscriber:
+    queue: asyncio.Queue
+    team_id: str | None = None  # a team key's stream: only its own
+    incidents: set[int] = field(default_factory=set)  # incidents this team's stream has shown
+
+    def wants(self, event: _Event) -> bool:
+        if self.team_id is None:
+            return True
+        if event.incident_id is not None and (event.team_id == self.team_id or event.incident_id in self.incidents):
+            self.incidents.add(event.incident_id)
+            return True
+        return event.incident_id is None and event.team_id == self.team_id
+
+
 class LiveFeed:
     def __init__(self, url: str) -> None:
         self.url = url
-        self.subscribers: set[asyncio.Queue] = set()
+        self.subscribers: set[_Subscriber] = set()
         self._pending: set[int] = set()
         self._unassigned: set[int] = set()  # alerts outside every grid, not yet published
+        self._teams: set[str] = set()  # teams whose status or position changed
         self._bulk_since: datetime | None = None  # a big batch changed incidents after this
         self._task: asyncio.Task | None = None
 
@@ -67,11 +98,13 @@ class LiveFeed:
             except (asyncio.CancelledError, Exception):
                 pass
 
-    async def events(self, request: Request, last_event_id: str | None = None) -> AsyncIterator[str]:
-        """The SSE stream of one client, until it disconnects; first what changed since
-        `last_event_id`, if given."""
+    async def events(self, request: Request, last_event_id: str | None = None, team_id: str | None = None
+                     ) -> AsyncIterator[str]:
+        """The SSE stream of one client (a team key's: `team_id`), until it disconnects;
+        first what changed since `last_event_id`, if given."""
         queue: asyncio.Queue = asyncio.Queue(QUEUE_SIZE)
-        self.subscribers.add(queue)  # before the catch-up: nothing falls between the two
+        subscriber = _Subscriber(queue, team_id)
+        self.subscribers.add(subscriber)  # before the catch-up: nothing falls between the two
         try:
             yield "retry: 3000\n\n"
             since = _event_time(last_event_id)
@@ -80,7 +113,9 @@ class LiveFeed:
                     cur = await conn.execute(_CHANGED_SQL, {"ids": [], "since": since - RESUME_MARGIN,
                                                             "now": datetime.now(UTC)})
                     for text, changed in await cur.fetchall():
-                        yield _event(text, changed)
+                        event = _incident_event(text, changed)
+                        if subscriber.wants(event):
+                            yield event.text
             while not await request.is_disconnected():
                 try:
                     event = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
@@ -89,7 +124,7 @@ class LiveFeed:
                     continue
                 yield event
         finally:
-            self.subscribers.discard(queue)
+            self.subscribers.discard(subscriber)
 
     async def _run(self) -> None:
         backoff = 0.5
@@ -99,18 +134,22 @@ class LiveFeed:
                         await psycopg.AsyncConnection.connect(self.url, autocommit=True) as query:
                     await listen.execute("LISTEN incidents")
                     await listen.execute("LISTEN unassigned")
+                    await listen.execute("LISTEN team")
                     backoff = 0.5
                     while True:
                         async for note in listen.notifies(timeout=COALESCE_S):
                             if note.channel == "unassigned":
                                 self._unassigned.add(int(note.payload))
                                 continue
+                            if note.channel == "team":
+                                self._teams.add(note.payload)
+                                continue
                             message = orjson.loads(note.payload)
                             if message["op"] == "bulk":
                                 self._bulk_since = self._bulk_since or datetime.now(UTC) - timedelta(seconds=5)
                             else:
                                 self._pending.add(message["id"])
-                        if self._pending or self._bulk_since or self._unassigned:
+                        if self._pending or self._bulk_since or self._unassigned or self._teams:
                             await self._publish(query)
             except asyncio.CancelledError:
                 raise
@@ -123,27 +162,39 @@ class LiveFeed:
         ids, self._pending = sorted(self._pending), set()
         since, self._bulk_since = self._bulk_since, None
         unassigned, self._unassigned = list(self._unassigned), set()
+        teams, self._teams = sorted(self._teams), set()
         if not self.subscribers:
             return
-        events = []
+        now = datetime.now(UTC)
+        events: list[_Event] = []
         if ids or since:
             # after a bulk change, the latest BULK_LIMIT changed incidents stand for all of them
-            cur = await conn.execute(_CHANGED_SQL, {"ids": ids, "now": datetime.now(UTC),
+            cur = await conn.execute(_CHANGED_SQL, {"ids": ids, "now": now,
                                                     "since": since or datetime.max.replace(tzinfo=UTC)})
-            events += [_event(text, changed) for text, changed in await cur.fetchall()]
+            events += [_incident_event(text, changed) for text, changed in await cur.fetchall()]
         if unassigned:
             cur = await conn.execute(_UNASSIGNED_SQL, {"ids": unassigned})
-            events += [f"event: unassigned\ndata: {_one_line(text)}\n\n" for (text,) in await cur.fetchall()]
+            events += [_Event(f"event: unassigned\ndata: {_one_line(text)}\n\n") for (text,) in await cur.fetchall()]
+        if teams:
+            cur = await conn.execute(*features_query(now, team_ids=teams))
+            events += [_Event(f"event: team\ndata: {orjson.dumps(f).decode()}\n\n", team_id=f["id"])
+                       for f in orjson.loads((await cur.fetchone())[0])]
         for event in events:
-            for queue in list(self.subscribers):
-                if queue.full():
+            for subscriber in list(self.subscribers):
+                if subscriber.queue.full() or not subscriber.wants(event):
                     continue  # a client this far behind reloads; the others must not wait for it
-                queue.put_nowait(event)
+                subscriber.queue.put_nowait(event.text)
 
 
-def _event(text: str, changed: datetime) -> str:
+def _incident_event(text: str, changed: datetime) -> _Event:
     """One SSE event: the incident as a GeoJSON Feature, its change time as the id."""
-    return f"id: {(changed - _EPOCH) // timedelta(microseconds=1)}\nevent: incident\ndata: {_one_line(text)}\n\n"
+    feature = orjson.loads(text)
+    data = orjson.dumps(feature).decode()  # compact and on one line (an SSE data line ends at a newline)
+    props = feature["properties"]
+    # a suggested team is not sent yet: its phone hears of the incident once it is dispatched
+    team = None if props["team_suggested"] else props["team_id"]
+    return _Event(f"id: {(changed - _EPOCH) // timedelta(microseconds=1)}\nevent: incident\ndata: {data}\n\n",
+                  team, feature["id"])
 
 
 def _one_line(text: str) -> str:

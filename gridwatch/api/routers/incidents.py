@@ -52,17 +52,21 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-@router.get("/incidents/stream", summary="Server-Sent Events: every new or changed incident",
-            response_class=StreamingResponse, dependencies=[Depends(require("viewer"))])
-async def stream(request: Request, last_event_id: Annotated[str | None, Query(
+@router.get("/incidents/stream", summary="Server-Sent Events: every new or changed incident, unassigned alert and "
+            "team (a team key: its own team and the incidents it is sent to)", response_class=StreamingResponse)
+async def stream(request: Request, principal: Annotated[Principal, Depends(require("viewer", team=True))],
+                 last_event_id: Annotated[str | None, Query(
         alias="lastEventId", description="resume after this event id, as the Last-Event-ID header does (which "
                                          "wins); a page passes the time its data was read")] = None
                  ) -> StreamingResponse:
     """`event: incident` with the incident as in the list (a GeoJSON Feature), its change
-    time as the event id; a comment every 15 s keeps proxies from closing the stream."""
+    time as the event id; `event: unassigned` (an alert outside every grid) and `event:
+    team` (a team as /patrols has it) as they come. A comment every 15 s keeps proxies from
+    closing the stream."""
     resume = request.headers.get("last-event-id") or last_event_id
-    return StreamingResponse(request.app.state.live.events(request, resume), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(request.app.state.live.events(request, resume, principal.team_id),
+                             media_type="text/event-stream", headers={"Cache-Control": "no-cache",
+                                                                       "X-Accel-Buffering": "no"})
 
 
 @router.post("/incidents", status_code=201, summary="Report an incident from the field (origin: field): placed "
