@@ -9,8 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 from conftest import auth
+from fastapi.testclient import TestClient
 
 from gridwatch.alerts.incidents import act
+from gridwatch.api.app import create_app
 from gridwatch.errors import Conflict
 
 SEAT = (100.99, 36.90)
@@ -221,3 +223,20 @@ def test_response_times_per_township_and_team_kind(client, keys):
     moto = next(g for g in groups if g["township_code"] == "632223200" and g["team_kind"] == "motorcycle")
     assert moto["acknowledged"]["median"] is not None and moto["acknowledged"]["p90"] >= moto["acknowledged"]["median"]
     assert moto["on_scene"]["count"] >= 1 and moto["resolved"]["median"] < 5
+
+
+def test_a_cross_site_form_post_is_refused(client, keys, settings):
+    iid = new_incident(client, keys, type_="road_obstruction", lon=101.0, lat=36.93)["incident_id"]
+    # a browser signed in as a dispatcher (the cookie), lured to another site that posts to gridwatch
+    with TestClient(create_app(settings), cookies={"gridwatch_key": keys["dispatcher"]}) as browser:
+        r = browser.post(f"/incidents/{iid}/cancel", headers={"origin": "http://evil.example"})
+        assert r.status_code == 403 and "cross-site request from http://evil.example" in r.json()["detail"]
+        assert browser.post(f"/incidents/{iid}/cancel").status_code == 403  # no Origin, no Referer
+        props = browser.get(f"/incidents/{iid}").json()["properties"]  # reading is fine
+        assert props["status"] == "new" and [h["action"] for h in props["history"]] == ["created"]
+        r = browser.post(f"/incidents/{iid}/cancel", headers={"origin": "http://testserver"})
+        assert r.status_code == 200 and r.json()["properties"]["status"] == "cancelled"
+    # a script with a Bearer key is not asked where it comes from
+    iid = new_incident(client, keys, type_="road_obstruction", lon=101.0, lat=36.94)["incident_id"]
+    r = client.post(f"/incidents/{iid}/cancel", headers={**auth(keys["dispatcher"]), "origin": "http://elsewhere"})
+    assert r.status_code == 200

@@ -12,6 +12,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import psycopg
 from fastapi import Request
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 ROLES = ("viewer", "operator", "dispatcher", "admin")
 ALL_ROLES = (*ROLES, "ingest", "team")
 CACHE_TTL_S = 10.0
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 _PREFIX = "gw_"
 
 
@@ -130,7 +132,11 @@ async def authenticate(request: Request) -> Principal:
     scheme, _, key = header.partition(" ")
     if header and scheme.lower() != "bearer":
         raise Unauthorized("use `Authorization: Bearer <key>`")
-    key = key.strip() or request.cookies.get("gridwatch_key", "")
+    key = key.strip()
+    if not key:
+        key = request.cookies.get("gridwatch_key", "")
+        if key and request.method not in SAFE_METHODS:
+            _same_origin(request)
     if not key:
         raise Unauthorized("this needs an API key: send `Authorization: Bearer <key>` "
                            "(create one with `gridwatch keys create`)")
@@ -142,6 +148,18 @@ async def authenticate(request: Request) -> Principal:
         raise Unauthorized("unknown or revoked API key")
     request.state.principal = principal
     return principal
+
+
+def _same_origin(request: Request) -> None:
+    """A write that a browser's cookie authenticates must come from one of our own pages:
+    its Origin (or, failing that, its Referer) names this server. The cookie is
+    SameSite=Strict already; this refuses what a browser that ignores it would let
+    through. Scripts send Bearer keys and are not asked."""
+    origin = request.headers.get("origin") or request.headers.get("referer")
+    host = request.headers.get("host")
+    if origin is None or host is None or urlsplit(origin).netloc != host:
+        raise Forbidden(f"a cross-site request from {origin or 'an unnamed origin'} was refused; act from "
+                        f"gridwatch's own pages, or send `Authorization: Bearer <key>` from a script")
 
 
 def require(role: str, ingest: bool = False, team: bool = False):
