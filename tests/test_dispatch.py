@@ -240,3 +240,16 @@ def test_a_cross_site_form_post_is_refused(client, keys, settings):
     iid = new_incident(client, keys, type_="road_obstruction", lon=101.0, lat=36.94)["incident_id"]
     r = client.post(f"/incidents/{iid}/cancel", headers={**auth(keys["dispatcher"]), "origin": "http://elsewhere"})
     assert r.status_code == 200
+
+
+def test_the_list_sorts_by_the_most_urgent_deadline(client, keys, db_url):
+    late = new_incident(client, keys, type_="flood_water", lon=101.0, lat=36.95)["incident_id"]
+    with psycopg.connect(db_url) as conn:  # its contact was due 10 minutes ago
+        conn.execute("UPDATE incidents SET contact_due = now() - interval '10 minutes' WHERE id = %s", [late])
+    r = client.get("/incidents", params={"status": "new,dispatched,acknowledged,on_scene,resolved", "sort": "due",
+                                         "limit": 1000}, headers=auth(keys["viewer"]))
+    features = r.json()["features"]
+    dues = [f["properties"]["next_due"] for f in features if f["properties"]["next_due"]]
+    assert features[0]["id"] == late and dues == sorted(dues) and len(dues) >= 2
+    r = client.get("/incidents", params={"sort": "urgency"}, headers=auth(keys["viewer"]))
+    assert r.status_code == 422 and "due" in r.json()["detail"]

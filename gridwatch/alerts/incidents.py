@@ -48,6 +48,16 @@ OVERDUE_SQL = """(
     OR EXISTS (SELECT 1 FROM incident_departments d WHERE d.incident_id = i.id AND d.reported_at IS NULL
                AND d.due_at < %(now)s AND i.status NOT IN ('closed', 'false_alarm', 'cancelled')))"""
 
+# The incident's (alias i) next deadline still to meet, if any: contact or resolution while it
+# is open, feedback once resolved, a whistled department's report until it is finished.
+NEXT_DUE_SQL = """least(
+    CASE WHEN i.status IN ('new', 'dispatched', 'acknowledged', 'on_scene') AND i.contacted_at IS NULL
+         THEN i.contact_due END,
+    CASE WHEN i.status IN ('new', 'dispatched', 'acknowledged', 'on_scene') THEN i.resolve_due END,
+    CASE WHEN i.status = 'resolved' AND i.feedback_at IS NULL THEN i.feedback_due END,
+    (SELECT min(d.due_at) FROM incident_departments d WHERE d.incident_id = i.id AND d.reported_at IS NULL
+        AND i.status NOT IN ('closed', 'false_alarm', 'cancelled')))"""
+
 PROPERTIES_SQL = f"""json_build_object('id', i.id, 'type', i.type, 'status', i.status, 'origin', i.origin,
     'grid_code', i.grid_code, 'township_code', i.township_code, 'camera_ids', i.camera_ids,
     'lon', round(ST_X(i.geom)::numeric, 7), 'lat', round(ST_Y(i.geom)::numeric, 7),
@@ -60,7 +70,7 @@ PROPERTIES_SQL = f"""json_build_object('id', i.id, 'type', i.type, 'status', i.s
     'feedback_state', CASE WHEN i.feedback_due IS NULL THEN 'pending' ELSE {_STATE.format(d="feedback")} END,
     'closed_at', i.closed_at, 'escalation_level', i.escalation_level,
     'escalated_to', (ARRAY['grid', 'township', 'county'])[i.escalation_level + 1],
-    'overdue', {OVERDUE_SQL})"""
+    'next_due', {NEXT_DUE_SQL}, 'overdue', {OVERDUE_SQL})"""
 
 # One incident (alias i) as in the list: a GeoJSON Feature; takes %(now)s.
 FEATURE_SQL = f"""json_build_object('type', 'Feature', 'id', i.id, 'geometry', ST_AsGeoJSON(i.geom, 7)::json,
@@ -113,20 +123,25 @@ _FILTERS = {
 }
 
 
+# How a list is ordered: newest activity first, or the most urgent deadline first (none last).
+ORDERS = {"last_seen": "i.last_seen DESC, i.id DESC", "due": f"{NEXT_DUE_SQL} ASC NULLS LAST, i.id"}
+
+
 def incident_collection(conn: psycopg.Connection, now: datetime, *, filters: dict, overdue: bool | None = None,
-                        limit: int = 100, offset: int = 0) -> bytes:
-    """Incidents as a GeoJSON FeatureCollection, newest activity first."""
+                        limit: int = 100, offset: int = 0, sort: str = "last_seen") -> bytes:
+    """Incidents as a GeoJSON FeatureCollection, in the order `sort` names (ORDERS)."""
     where = [_FILTERS[k] for k, v in filters.items() if v is not None]
     if overdue is not None:
         where.append(OVERDUE_SQL if overdue else f"NOT {OVERDUE_SQL}")
     cond = " AND ".join(where) or "true"
     params = {**filters, "now": now, "limit": limit, "offset": offset}
-    sql = (f"WITH page AS (SELECT * FROM incidents i WHERE {cond} ORDER BY i.last_seen DESC, i.id DESC "
+    order = ORDERS[sort]
+    sql = (f"WITH page AS (SELECT * FROM incidents i WHERE {cond} ORDER BY {order} "
            f"LIMIT %(limit)s OFFSET %(offset)s) "
            f"SELECT json_build_object('type', 'FeatureCollection', "
            f"'numberMatched', (SELECT count(*) FROM incidents i WHERE {cond}), "
            f"'numberReturned', (SELECT count(*) FROM page), "
-           f"'features', coalesce((SELECT json_agg({FEATURE_SQL} ORDER BY i.last_seen DESC, i.id DESC) "
+           f"'features', coalesce((SELECT json_agg({FEATURE_SQL} ORDER BY {order}) "
            f"FROM page i), '[]'::json))::text")
     return conn.execute(sql, params).fetchone()[0].encode()
 

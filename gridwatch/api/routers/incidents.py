@@ -82,7 +82,7 @@ def report_incident(body: FieldReportIn, conn: Conn, request: Request,
                     headers={"Location": f"/incidents/{placed.incident_id}"})
 
 
-@router.get("/incidents", summary="Incidents as GeoJSON, latest activity first",
+@router.get("/incidents", summary="Incidents as GeoJSON, latest activity (or the most urgent deadline) first",
             dependencies=[Depends(require("viewer"))], response_class=Response)
 def list_incidents(conn: Conn, window: Annotated[TimeWindow, Depends(window_query)],
                    page: Annotated[Page, Depends(page_query)],
@@ -91,13 +91,15 @@ def list_incidents(conn: Conn, window: Annotated[TimeWindow, Depends(window_quer
                    type: Annotated[str | None, Depends(type_query)] = None,
                    overdue: Annotated[bool | None, Query(description="only (or, false: no) late ones")] = None,
                    origin: Annotated[Literal["camera", "field"] | None,
-                                     Query(description="camera (from alerts) or field (reported by a team)")] = None
-                   ) -> Response:
+                                     Query(description="camera (from alerts) or field (reported by a team)")] = None,
+                   sort: Annotated[Literal["last_seen", "due"], Query(
+                       description="last_seen: newest activity first; due: the most urgent deadline first")
+                   ] = "last_seen") -> Response:
     statuses = _statuses(status)
     body = incident_collection(conn, _now(), filters={"status": statuses, "grid": grid, "township": township,
                                                       "type": type, "since": window.since, "until": window.until,
                                                       "origin": origin},
-                               overdue=overdue, limit=page.limit, offset=page.offset)
+                               overdue=overdue, limit=page.limit, offset=page.offset, sort=sort)
     return Response(body, media_type=GEOJSON)
 
 
