@@ -102,7 +102,9 @@ def _life(iid: int, kind: str, created: datetime, team: str | None, dispatched: 
         return steps
     step(rng.lognormal(3.0, 0.6) if rng.random() > 0.1 else rng.uniform(65, 180), "acknowledge", OPERATOR)
     step(rng.uniform(10, 90), "on_scene", OPERATOR)
-    step(rng.exponential(18 * 60) if rng.random() > 0.08 else rng.uniform(73, 120) * 60, "resolve", OPERATOR,
+    # most are put right on the spot within an hour or two (the team is busy until then); a few
+    # wait for a department for days, some past the 3-day deadline
+    step(rng.lognormal(4.3, 0.8) if rng.random() > 0.05 else rng.uniform(4, 90) * 60, "resolve", OPERATOR,
          NOTES.get(kind, "handled"))
     step(rng.uniform(2, 20) * 60 if rng.random() > 0.15 else rng.uniform(25, 48) * 60, "feedback", OPERATOR,
          "told the people who reported it what was done")

@@ -159,7 +159,8 @@ def seed_teams(conn: psycopg.Connection, index: GridIndex, progress: Callable[[s
                   "grids": grids_of("632223202200") + grids_of("632223202202")})
     teams.append({"id": "RAIL-PATROL", "name": "Railway line patrol", "kind": "car", "members": 2,
                   "base": RAILWAY[3], "township_code": "632223100", "grids": []})
-    statuses = rng.choice(["available"] * 6 + ["busy", "off_duty"], len(teams))
+    # one in eight off duty; busy comes from the work they are sent to
+    statuses = rng.choice(["available"] * 7 + ["off_duty"], len(teams))
     for team, status in zip(teams, statuses, strict=True):
         team["status"] = "available" if team["id"] == "AGATU-MOTO" else str(status)
         create_team(conn, team)
