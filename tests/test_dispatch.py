@@ -18,8 +18,9 @@ from gridwatch.errors import Conflict
 SEAT = (100.99, 36.90)
 
 
-def new_incident(client, keys, type_="road_obstruction", lon=SEAT[0], lat=SEAT[1]) -> dict:
-    body = {"source": "test", "event_id": uuid.uuid4().hex, "camera_id": "CAM-0002", "type": type_, "score": 0.9,
+def new_incident(client, keys, type_="road_obstruction", lon=SEAT[0], lat=SEAT[1], camera="CAM-0002") -> dict:
+    """An alert's incident (alerts of one type from one camera within minutes share one)."""
+    body = {"source": "test", "event_id": uuid.uuid4().hex, "camera_id": camera, "type": type_, "score": 0.9,
             "occurred_at": (datetime.now(UTC) - timedelta(minutes=5)).isoformat(), "lon": lon, "lat": lat}
     r = client.post("/alerts", json=body, headers=auth(keys["ingest"]))
     assert r.status_code == 201, r.text
@@ -232,6 +233,8 @@ def test_a_cross_site_form_post_is_refused(client, keys, settings):
         r = browser.post(f"/incidents/{iid}/cancel", headers={"origin": "http://evil.example"})
         assert r.status_code == 403 and "cross-site request from http://evil.example" in r.json()["detail"]
         assert browser.post(f"/incidents/{iid}/cancel").status_code == 403  # no Origin, no Referer
+        for origin in ("null", "https://testserver", "http://testserver:8080"):
+            assert browser.post(f"/incidents/{iid}/cancel", headers={"origin": origin}).status_code == 403
         props = browser.get(f"/incidents/{iid}").json()["properties"]  # reading is fine
         assert props["status"] == "new" and [h["action"] for h in props["history"]] == ["created"]
         r = browser.post(f"/incidents/{iid}/cancel", headers={"origin": "http://testserver"})
@@ -253,3 +256,81 @@ def test_the_list_sorts_by_the_most_urgent_deadline(client, keys, db_url):
     assert features[0]["id"] == late and dues == sorted(dues) and len(dues) >= 2
     r = client.get("/incidents", params={"sort": "urgency"}, headers=auth(keys["viewer"]))
     assert r.status_code == 422 and "due" in r.json()["detail"]
+
+
+def _at_once(calls) -> list:
+    """Run the calls in threads started together; their results (or the errors they raised)."""
+    barrier, out = threading.Barrier(len(calls)), [None] * len(calls)
+
+    def run(i, call):
+        barrier.wait()
+        try:
+            out[i] = call()
+        except Exception as exc:  # noqa: BLE001 - the test looks at what each got
+            out[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+def _consistent(db_url) -> None:
+    """Every open incident has at most one open assignment, held by its team; every team on
+    duty is busy exactly when it holds one."""
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM (SELECT incident_id FROM assignments WHERE cleared_at IS NULL "
+                            "GROUP BY 1 HAVING count(*) > 1) x").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM assignments a JOIN incidents i ON i.id = a.incident_id "
+                            "WHERE a.cleared_at IS NULL AND a.team_id <> i.team_id").fetchone()[0] == 0
+        wrong = conn.execute("SELECT id, status FROM teams t WHERE status <> 'off_duty' AND (status = 'busy') <> "
+                             "EXISTS (SELECT 1 FROM assignments a WHERE a.team_id = t.id AND a.cleared_at IS NULL)"
+                             ).fetchall()
+        assert wrong == []
+
+
+def test_swapping_teams_between_two_incidents_at_once_does_not_deadlock(client, keys, db_url):
+    a = new_incident(client, keys, type_="road_obstruction", lon=101.22, lat=37.02, camera="CAM-0060")["incident_id"]
+    b = new_incident(client, keys, type_="road_obstruction", lon=101.25, lat=37.02, camera="CAM-0061")["incident_id"]
+    assert a != b
+    do(client, keys, a, "dispatch", team_id="POLICE-2", override=True)
+    do(client, keys, b, "dispatch", team_id="POLICE-3", override=True)
+    for round_ in range(3):
+        first, second = ("POLICE-3", "POLICE-2") if round_ % 2 == 0 else ("POLICE-2", "POLICE-3")
+        got = _at_once([lambda t=first: do(client, keys, a, "dispatch", team_id=t, override=True),
+                        lambda t=second: do(client, keys, b, "dispatch", team_id=t, override=True)])
+        assert {r.status_code for r in got} <= {200, 409}, [r.text for r in got]
+        assert all("deadlock" not in r.text for r in got)
+        _consistent(db_url)
+    do(client, keys, a, "cancel")
+    do(client, keys, b, "cancel")
+
+
+def test_recommended_dispatches_at_once_go_to_different_teams(client, keys, db_url):
+    spots = [(101.22 + 0.004 * k, 37.01) for k in range(4)]
+    ids = [new_incident(client, keys, type_="illegal_dumping", lon=lon, lat=lat, camera=f"CAM-{50 + k:04d}")
+           ["incident_id"] for k, (lon, lat) in enumerate(spots)]
+    assert len(set(ids)) == len(ids)
+    got = _at_once([lambda i=i: do(client, keys, i, "dispatch") for i in ids])
+    assert [r.status_code for r in got] == [200] * len(ids), [r.text for r in got]
+    teams = [r.json()["properties"]["team_id"] for r in got]
+    assert len(set(teams)) == len(ids)
+    _consistent(db_url)
+    for i in ids:
+        do(client, keys, i, "cancel")
+
+
+def test_fires_reported_at_once_send_each_team_once(client, keys, db_url):
+    body = {"type": "fire_smoke", "lon": 101.2577, "lat": 37.00407, "note": "smoke from a barn"}
+    got = _at_once([lambda: client.post("/incidents", json=body, headers=auth(keys["operator"]))
+                    for _ in range(6)])
+    assert [r.status_code for r in got] == [201] * 6, [r.text for r in got]
+    with psycopg.connect(db_url) as conn:
+        auto = conn.execute("SELECT team_id, count(*) FROM assignments WHERE dispatched_by = 'auto-dispatch' "
+                            "AND cleared_at IS NULL GROUP BY 1 HAVING count(*) > 1").fetchall()
+    assert auto == []
+    _consistent(db_url)
+    for r in got:
+        do(client, keys, r.json()["id"], "cancel")

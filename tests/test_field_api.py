@@ -110,8 +110,14 @@ def test_a_team_goes_off_duty_and_cannot_be_dispatched(client, keys, team_keys):
     assert r.status_code == 409 and "off duty" in r.json()["detail"]
     assert client.post("/patrols/POLICE-1/duty", json={"on_duty": False}, headers=h).status_code == 403
     assert client.post("/patrols/AGATU-MOTO/duty", json={"on_duty": "maybe"}, headers=h).status_code == 422
+    # off duty, where the team is is not kept
+    r = client.post("/patrols/AGATU-MOTO/positions", json={"lon": 101.2, "lat": 37.0}, headers=h)
+    assert r.status_code == 409 and "off duty" in r.json()["detail"]
     r = client.post("/patrols/AGATU-MOTO/duty", json={"on_duty": True}, headers=h)
     assert r.json()["properties"]["status"] == "available"
+    r = client.post("/patrols/AGATU-MOTO/positions", json={"lon": 101.2, "lat": 37.0, "at": "2001-01-01T00:00:00Z"},
+                    headers=h)
+    assert r.status_code == 422 and "older than the 24 h" in r.json()["detail"]
     client.post(f"/incidents/{iid}/cancel", json={}, headers=auth(keys["dispatcher"]))
 
 
@@ -140,10 +146,35 @@ def test_a_field_report_opens_an_incident_in_its_grid(client, keys, team_keys):
     assert r.status_code == 422 and "sewer_overflow" in r.json()["detail"]
     assert client.post("/incidents", json={**body, "note": " "}, headers=h).status_code == 422
     assert client.post("/incidents", json={**body, "photo": "x"}, headers=h).status_code == 422
+    # the reporting team reads its report and adds a photo to it, though no one sent it there
+    assert client.get(f"/incidents/{props['id']}", headers=h).status_code == 200
+    r = client.post(f"/incidents/{props['id']}/photos", content=_phone_jpeg(),
+                    headers={**h, "content-type": "image/jpeg"})
+    assert r.status_code == 201
     # an operator reports anywhere; a viewer cannot
     r = client.post("/incidents", json={**body, "lon": SEAT[0], "lat": SEAT[1]}, headers=auth(keys["operator"]))
     assert r.status_code == 201 and r.json()["properties"]["origin"] == "field"
     assert client.post("/incidents", json=body, headers=auth(keys["viewer"])).status_code == 403
+    # text a database cannot hold is refused, not a server error
+    r = client.post("/incidents", json={**body, "note": "dr\u0000ain"}, headers=auth(keys["operator"]))
+    assert r.status_code == 422 and "NUL" in r.json()["detail"]
+    r = client.post("/incidents", content=b'{"type": "sewer_overflow", "lon": 101.22, "lat": 37.03, '
+                    b'"note": "\\ud800"}', headers={**auth(keys["operator"]), "content-type": "application/json"})
+    assert r.status_code == 422
+    assert client.get("/incidents", params={"township": "a\x00b"}, headers=auth(keys["viewer"])).status_code == 422
+
+
+def test_a_team_without_a_township_reports_nowhere(client, keys, db_url):
+    with psycopg.connect(db_url) as conn:
+        conn.execute("UPDATE teams SET township_code = NULL WHERE id = 'POLICE-2'")
+        key = create_key(conn, "team", "police car 2", "POLICE-2")[1]
+    r = client.post("/incidents", json={"type": "road_obstruction", "lon": AGATU[0], "lat": AGATU[1],
+                                        "note": "a fallen tree"}, headers=auth(key))
+    assert r.status_code == 403 and "no township" in r.json()["detail"]
+    r = client.patch("/patrols/POLICE-2", json={"township_code": "nowhere"}, headers=auth(keys["dispatcher"]))
+    assert r.status_code == 422 and "no township 'nowhere'" in r.json()["detail"]
+    r = client.patch("/patrols/POLICE-2", json={"township_code": "632223200"}, headers=auth(keys["dispatcher"]))
+    assert r.status_code == 200 and r.json()["properties"]["township_code"] == "632223200"
 
 
 def test_the_unassigned_queue_is_placed_in_a_grid_or_dismissed(client, keys, db_url):
@@ -193,6 +224,12 @@ def _phone_jpeg(size=(1200, 900)) -> bytes:
     return jpeg[:2] + app1 + jpeg[2:]
 
 
+def _claiming(jpeg: bytes, width: int, height: int) -> bytes:
+    """The JPEG with its frame header saying another size (the data stays as it was)."""
+    i = jpeg.index(b"\xff\xc0")
+    return jpeg[:i + 5] + height.to_bytes(2, "big") + width.to_bytes(2, "big") + jpeg[i + 9:]
+
+
 def test_a_photo_from_the_scene_is_stored_without_its_metadata(client, keys, team_keys, db_url):
     iid = dispatched(client, keys, "AGATU-MOTO")
     h = {**auth(team_keys["AGATU-MOTO"]), "content-type": "image/jpeg"}
@@ -213,7 +250,16 @@ def test_a_photo_from_the_scene_is_stored_without_its_metadata(client, keys, tea
     r = client.post(f"/incidents/{iid}/photos", content=b"GIF89a....", headers=h)
     assert r.status_code == 422 and "JPEG" in r.json()["detail"]
     r = client.post(f"/incidents/{iid}/photos", content=b"\xff\xd8\xff" + bytes(7 * 1024 * 1024), headers=h)
-    assert r.status_code == 422 and "at most" in r.json()["detail"]
+    assert r.status_code == 413 and "at most" in r.json()["detail"]
+    r = client.post(f"/incidents/{iid}/photos", content=original, headers={**h, "content-type": "text/plain"})
+    assert r.status_code == 422 and "image/jpeg" in r.json()["detail"]
+    # a few kilobytes that claim a picture too large to decode; a photo cut short
+    r = client.post(f"/incidents/{iid}/photos", content=_claiming(original, 32_000, 32_000), headers=h)
+    assert r.status_code == 422 and "32000×32000" in r.json()["detail"]
+    r = client.post(f"/incidents/{iid}/photos", content=_claiming(original, 1, 65_000), headers=h)
+    assert r.status_code == 422
+    r = client.post(f"/incidents/{iid}/photos", content=original[:len(original) // 2], headers=h)
+    assert r.status_code == 422 and "cut short" in r.json()["detail"]
     theirs = dispatched(client, keys, "POLICE-1")
     assert client.post(f"/incidents/{theirs}/photos", content=original, headers=h).status_code == 403
     assert client.post(f"/incidents/{iid}/photos", content=original,

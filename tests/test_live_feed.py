@@ -211,6 +211,11 @@ def test_teams_are_live_and_a_team_key_hears_only_its_own(db_url, keys):
 
     try:
         theirs, mine = incident("CAM-0040", 101.23), incident("CAM-0041", 101.22)
+        # suggested to the team, then cancelled: never sent, so never heard of on its phone
+        passed_over = incident("CAM-0042", 101.2255)
+        suggested = httpx.get(f"{server.url}/incidents/{passed_over}", headers=auth(keys["viewer"])).json()
+        assert suggested["properties"]["team_id"] == "AGATU-MOTO" and suggested["properties"]["team_suggested"]
+        httpx.post(f"{server.url}/incidents/{passed_over}/cancel", headers=auth(keys["dispatcher"]))
         dispatch(theirs, "POLICE-1")
         dispatch(mine, "AGATU-MOTO")
         # the command room: the team turns busy, live

@@ -78,12 +78,19 @@ def holds(conn: psycopg.Connection, team_id: str, incident_id: int, cleared_ok: 
           ever: bool = False) -> bool:
     """Whether the team is assigned to the incident now; with `cleared_ok` also when its
     assignment ended with the incident's work (not when reassigned away); with `ever`, if
-    it was ever sent there."""
+    it was ever sent there or reported it from the field."""
     if ever:
-        cond = "true"
-    elif cleared_ok:
-        cond = "(cleared_at IS NULL OR cleared_why <> 'reassigned')"
-    else:
-        cond = "cleared_at IS NULL"
+        return conn.execute("SELECT EXISTS (SELECT 1 FROM assignments WHERE team_id = %(team)s "
+                            "AND incident_id = %(id)s) OR EXISTS (SELECT 1 FROM incidents WHERE id = %(id)s "
+                            "AND reported_by_team = %(team)s)", {"team": team_id, "id": incident_id}).fetchone()[0]
+    cond = "(cleared_at IS NULL OR cleared_why <> 'reassigned')" if cleared_ok else "cleared_at IS NULL"
     return conn.execute(f"SELECT EXISTS (SELECT 1 FROM assignments WHERE team_id = %s AND incident_id = %s "
                         f"AND {cond})", [team_id, incident_id]).fetchone()[0]
+
+
+def may_work_on(conn: psycopg.Connection, team_id: str, incident_id: int) -> bool:
+    """Whether a team may add to the incident's record (photos): it is or was sent there and
+    not reassigned away, or it reported the incident."""
+    return holds(conn, team_id, incident_id, cleared_ok=True) or conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM incidents WHERE id = %s AND reported_by_team = %s)",
+        [incident_id, team_id]).fetchone()[0]

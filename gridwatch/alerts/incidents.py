@@ -6,7 +6,7 @@ row), and incidents read back as GeoJSON with their deadlines, alerts and histor
 """
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 
@@ -178,12 +178,14 @@ def assignment_collection(conn: psycopg.Connection, team_id: str, now: datetime,
                         ).fetchone()[0].encode()
 
 
-def act(conn: psycopg.Connection, incident_id: int, action: str, actor: str, now: datetime,
+def act(conn: psycopg.Connection, incident_id: int, action: str, actor: str, now: datetime | None = None,
         note: str | None = None, team_id: str | None = None, override: bool = False, confirm: bool = False,
         as_team: str | None = None) -> dict:
     """Take a dispatcher's (or a team's) action; returns the incident's new status and team.
 
-    `override` lets a busy team take a second assignment; `confirm` closes an incident
+    `now` defaults to the clock once the incident is locked, so the times of one incident's
+    changes are in the order they were made. `override` lets a busy team take a second
+    assignment; `confirm` closes an incident
     whose whistled departments have not all reported; `as_team` is a team key's team, which
     may act only on the incident it is assigned to. Raises NotFound, Forbidden (another
     team's incident), BadInput (missing note, unknown team), Conflict (a transition the
@@ -198,6 +200,7 @@ def act(conn: psycopg.Connection, incident_id: int, action: str, actor: str, now
         raise NotFound(f"no incident {incident_id}")
     status, current_team, contacted_at, contact_due, resolve_due, feedback_due, feedback_at, grid, lon, lat = row[:10]
     stored = dict(zip(("contact", "resolve", "feedback"), row[10:], strict=True))
+    now = now or datetime.now(UTC)
     if as_team is not None:
         _check_own(conn, incident_id, action, as_team)
 
@@ -206,7 +209,7 @@ def act(conn: psycopg.Connection, incident_id: int, action: str, actor: str, now
         return "missed" if stored[deadline] == "missed" or now > due else "met"
 
     if status not in spec.allowed_from:
-        allowed = [a for a, s in ACTIONS.items() if status in s.allowed_from]
+        allowed = [a for a, s in ACTIONS.items() if status in s.allowed_from and (as_team is None or s.team)]
         raise Conflict(f"cannot {action.replace('_', ' ')} an incident that is {status}; "
                        f"allowed now: {', '.join(allowed) or 'nothing (it is finished)'}",
                        incident_status=status, allowed=allowed)
@@ -274,34 +277,50 @@ def _confirm_unreported(conn: psycopg.Connection, incident_id: int, confirm: boo
 
 def _choose_team(conn: psycopg.Connection, incident_id: int, team_id: str | None, lon: float, lat: float,
                  grid: str, now: datetime, actor: str, override: bool) -> tuple[str, str]:
-    """The team to send and the reason: the named one, else the recommended one. An
-    off-duty team is refused; a busy one only with `override` (a second assignment)."""
-    reason = None
-    if team_id is None:
-        board = TeamBoard.load(conn, now)
-        best = board.best(lon, lat, grid)
-        if best is None:
-            raise Conflict(f"no team to dispatch: {board.none_reason()}; name a busy team with override: true "
-                           f"to give it a second assignment")
-        team_id, reason = best.team_id, f"{best.reason} (recommended, dispatched by {actor})"
-    # locked: two dispatches of one team wait for each other, so neither misses the other's
-    row = conn.execute("SELECT status FROM teams WHERE id = %s FOR UPDATE", [team_id]).fetchone()
-    if row is None:
-        raise BadInput(f"team_id: no team {team_id!r}")
-    status = row[0]
+    """The team to send and the reason: the named one, else the recommended one (the next
+    best, if another dispatcher has just sent it elsewhere). An off-duty team is refused; a
+    busy one only with `override` (a second assignment)."""
     current = assignments.open_assignment(conn, incident_id)
     if current is not None and current[1] == team_id:
         raise Conflict(f"incident {incident_id} is already dispatched to team {team_id}", team_id=team_id)
+    if team_id is not None:
+        status, busy_with = _lock_teams(conn, incident_id, team_id, current)
+        if status is None:
+            raise BadInput(f"team_id: no team {team_id!r}")
+        reason = f"dispatched by {actor} (team was {status.replace('_', ' ')})"
+    else:
+        board, passed = TeamBoard.load(conn, now), set()
+        while True:
+            best = board.best(lon, lat, grid, frozenset(passed))
+            if best is None:
+                raise Conflict(f"no team to dispatch: {board.none_reason()}" +
+                               (f" ({', '.join(sorted(passed))} just sent elsewhere)" if passed else "") +
+                               "; name a busy team with override: true to give it a second assignment")
+            status, busy_with = _lock_teams(conn, incident_id, best.team_id, current)
+            if status == "available" and not busy_with:
+                break
+            passed.add(best.team_id)
+        team_id, reason = best.team_id, f"{best.reason} (recommended, dispatched by {actor})"
     if status == "off_duty":
         raise Conflict(f"team {team_id} is off duty and cannot be dispatched; choose another team, or the team "
                        f"goes on duty first", team_status=status)
-    busy_with = conn.execute(assignments.BUSY_WITH_SQL, [team_id, incident_id]).fetchone()[0]
     if (busy_with or status == "busy") and not override:
         with_what = f" with incident {', '.join(map(str, busy_with))}" if busy_with else ""
         raise Conflict(f"team {team_id} is busy{with_what}; send override: true to give it a second assignment",
                        team_status=status, busy_with=busy_with)
-    if reason is None:
-        reason = f"dispatched by {actor} (team was {status.replace('_', ' ')})"
     if busy_with:
         reason += f"; a second assignment, also on incident {', '.join(map(str, busy_with))}"
     return team_id, reason
+
+
+def _lock_teams(conn: psycopg.Connection, incident_id: int, team_id: str, current: tuple[int, str] | None
+                ) -> tuple[str | None, list[int]]:
+    """Lock the team to send and the team it replaces (in id order: two dispatchers swapping
+    teams between two incidents wait for each other instead of deadlocking); returns the
+    team's status (None if there is no such team) and the other incidents it is on."""
+    teams = sorted({team_id} | ({current[1]} if current else set()))
+    rows = dict(conn.execute("SELECT id, status FROM teams WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+                             [teams]).fetchall())
+    busy_with = conn.execute(assignments.BUSY_WITH_SQL, [team_id, incident_id]).fetchone()[0] \
+        if team_id in rows else []
+    return rows.get(team_id), busy_with

@@ -75,12 +75,12 @@ WITH new AS MATERIALIZED (
     SELECT * FROM json_to_recordset(%(rows)s::json)
          AS u(id bigint, type text, status text, origin text, grid_code text, township_code text, cameras text[],
               lon float8, lat float8, alert_count int, first_seen timestamptz, last_seen timestamptz, team_id text,
-              team_reason text, note text)
+              team_reason text, note text, reported_by_team text)
 ), incident AS (
-    INSERT INTO incidents (id, type, status, origin, grid_code, township_code, county_code, camera_ids, geom,
-                           alert_count, first_seen, last_seen, team_id, team_reason, created_at, updated_at,
-                           contact_due, resolve_due)
-    SELECT id, type, status, origin, grid_code, township_code, left(grid_code, 6), cameras,
+    INSERT INTO incidents (id, type, status, origin, reported_by_team, grid_code, township_code, county_code,
+                           camera_ids, geom, alert_count, first_seen, last_seen, team_id, team_reason, created_at,
+                           updated_at, contact_due, resolve_due)
+    SELECT id, type, status, origin, reported_by_team, grid_code, township_code, left(grid_code, 6), cameras,
            ST_SetSRID(ST_MakePoint(lon, lat), 4326), alert_count, first_seen, last_seen, team_id, team_reason,
            %(now)s, %(now)s, %(now)s + %(contact)s, %(now)s + %(resolve)s
     FROM new
@@ -283,10 +283,11 @@ def _group(conn, pipeline, alerts: list[AlertIn], placed: _Placed, windows, inde
         new = [g for g in unique if g.id is None]
         for g, iid in zip(new, incident_ids, strict=False):
             g.id = iid
-        # Round trip 2: new incidents with their team and events, joined incidents.
+        # Round trip 2: joined incidents, new incidents with their team and events (in this
+        # order: incidents are locked before teams, as a dispatcher's action locks them).
+        join_incidents(conn, [g for g in unique if g.joined], now)
         if new:
             _create_incidents(conn, new, index, board, now, auto_dispatched(conn))
-        join_incidents(conn, [g for g in unique if g.joined], now)
     rows = []
     for i in fresh:
         g = group_of.get(i)
@@ -309,12 +310,12 @@ def join_incidents(conn, groups: list[Group], now: datetime) -> None:
 
 
 def open_incident(conn, group: Group, index: GridIndex, now: datetime, origin: str, actor: str,
-                  note: str | None = None) -> None:
+                  note: str | None = None, reported_by_team: str | None = None) -> None:
     """Create one incident by hand (a field report, an alert placed in a grid by a
     dispatcher) as ingest creates them: deadlines, the recommended team, auto-dispatch."""
     group.id = conn.execute("SELECT nextval('incidents_id_seq')").fetchone()[0]
     _create_incidents(conn, [group], index, TeamBoard.load(conn, now), now, auto_dispatched(conn), origin, actor,
-                      note)
+                      note, reported_by_team)
 
 
 def lock_for_grouping(conn, points: list[AlertPoint]) -> None:
@@ -417,27 +418,34 @@ def _outside_reasons(index: GridIndex, lon, lat, inside) -> dict[int, str]:
 
 def _create_incidents(conn, groups: list[Group], index: GridIndex, board: TeamBoard, now: datetime,
                       auto: frozenset[str], origin: str = "camera", actor: str = "system",
-                      note: str | None = None) -> None:
+                      note: str | None = None, reported_by_team: str | None = None) -> None:
     """Send the insert of new incidents (ids already given), each with its recommended team:
     a suggestion, or for `auto` types an assignment made at once (one team per incident,
     so a team sent to one is not sent to the next)."""
-    taken: set[str] = set()
-    dispatched = set()
+    taken: dict[str, Group] = {}
     for g, best in zip(groups, board.best_many([g.lon for g in groups], [g.lat for g in groups],
                                                [g.grid_code for g in groups]), strict=True):
         if g.type in auto and best is not None:
             if best.team_id in taken:
                 best = board.best(g.lon, g.lat, g.grid_code, frozenset(taken))
             if best is not None:
-                taken.add(best.team_id)
-                dispatched.add(id(g))
+                taken[best.team_id] = g
         g.team_id, g.team_reason = (best.team_id, best.reason) if best else (None, board.none_reason())
+    if taken:
+        # The board is a moment old, and another request may be sending the same teams: lock
+        # them (after the incidents this ingest joined, as dispatchers lock incident then team)
+        # and send only those still available; the others' incidents keep them as suggestions.
+        free = {r[0] for r in conn.execute("SELECT id FROM teams WHERE id = ANY(%s) AND status = 'available' "
+                                           "ORDER BY id FOR UPDATE", [sorted(taken)])}
+        for team in set(taken) - free:
+            taken.pop(team).team_reason += "; not sent at once: the team was sent elsewhere a moment before"
+    sent = {id(g) for g in taken.values()}
     conn.execute(_CREATE_INCIDENTS_SQL, {"rows": _json([
-        {"id": g.id, "type": g.type, "status": "dispatched" if id(g) in dispatched else "new", "origin": origin,
+        {"id": g.id, "type": g.type, "status": "dispatched" if id(g) in sent else "new", "origin": origin,
          "grid_code": g.grid_code, "township_code": index.township_codes[index.row_of[g.grid_code]],
          "cameras": sorted(g.cameras), "lon": g.lon, "lat": g.lat, "alert_count": g.count,
          "first_seen": g.first_seen, "last_seen": g.last_seen, "team_id": g.team_id, "team_reason": g.team_reason,
-         "note": note} for g in groups]),
+         "note": note, "reported_by_team": reported_by_team} for g in groups]),
         "now": now, "contact": CONTACT_WITHIN, "resolve": RESOLVE_WITHIN, "actor": actor})
     if taken:
         assignments.refresh_status(conn, sorted(taken), now)

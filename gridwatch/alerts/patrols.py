@@ -70,7 +70,13 @@ def team_feature(conn: psycopg.Connection, team_id: str, now: datetime) -> dict:
     return features[0]
 
 
+def _check_township(conn: psycopg.Connection, code: str | None) -> None:
+    if code is not None and conn.execute("SELECT 1 FROM townships WHERE code = %s", [code]).fetchone() is None:
+        raise BadInput(f"township_code: no township {code!r} (GET /townships lists them)")
+
+
 def create_team(conn: psycopg.Connection, team: dict) -> None:
+    _check_township(conn, team.get("township_code"))
     try:
         conn.execute("INSERT INTO teams (id, name, kind, members, volunteer, base, township_code, county_code, status) "
                      "VALUES (%s, %s, %s, %s, %s, ST_SetSRID(ST_MakePoint(%s, %s), 4326), %s, %s, %s)",
@@ -84,12 +90,15 @@ def create_team(conn: psycopg.Connection, team: dict) -> None:
 
 def update_team(conn: psycopg.Connection, team_id: str, changes: dict) -> None:
     base = changes.get("base")
+    _check_township(conn, changes.get("township_code"))
     row = conn.execute("UPDATE teams SET name = coalesce(%s, name), kind = coalesce(%s, kind), "
                        "members = coalesce(%s, members), status = coalesce(%s, status), "
+                       "township_code = coalesce(%s, township_code), "
                        "base = coalesce(ST_SetSRID(ST_MakePoint(%s, %s), 4326), base), updated_at = now() "
                        "WHERE id = %s RETURNING id",
                        [changes.get("name"), changes.get("kind"), changes.get("members"), changes.get("status"),
-                        base[0] if base else None, base[1] if base else None, team_id]).fetchone()
+                        changes.get("township_code"), base[0] if base else None, base[1] if base else None,
+                        team_id]).fetchone()
     if row is None:
         raise NotFound(f"no team {team_id!r}")
     if "grids" in changes and changes["grids"] is not None:
@@ -99,13 +108,13 @@ def update_team(conn: psycopg.Connection, team_id: str, changes: dict) -> None:
 def set_duty(conn: psycopg.Connection, team_id: str, on_duty: bool, now: datetime) -> str:
     """A team goes off duty, or back on duty (busy if it still holds an assignment, else
     available); returns its new status. Raises NotFound."""
-    row = conn.execute("UPDATE teams t SET status = CASE WHEN NOT %(on)s THEN 'off_duty' "
-                       "WHEN EXISTS (SELECT 1 FROM assignments a WHERE a.team_id = t.id AND a.cleared_at IS NULL) "
-                       "THEN 'busy' ELSE 'available' END, updated_at = %(now)s WHERE id = %(id)s RETURNING status",
-                       {"on": on_duty, "now": now, "id": team_id}).fetchone()
-    if row is None:
+    # locked first, so a dispatch committing meanwhile is seen by the status computed next
+    if conn.execute("SELECT 1 FROM teams WHERE id = %s FOR UPDATE", [team_id]).fetchone() is None:
         raise NotFound(f"no team {team_id!r}")
-    return row[0]
+    return conn.execute("UPDATE teams t SET status = CASE WHEN NOT %(on)s THEN 'off_duty' "
+                        "WHEN EXISTS (SELECT 1 FROM assignments a WHERE a.team_id = t.id AND a.cleared_at IS NULL) "
+                        "THEN 'busy' ELSE 'available' END, updated_at = %(now)s WHERE id = %(id)s RETURNING status",
+                        {"on": on_duty, "now": now, "id": team_id}).fetchone()[0]
 
 
 def set_grids(conn: psycopg.Connection, team_id: str, grids: list[str]) -> None:
@@ -121,14 +130,24 @@ def set_grids(conn: psycopg.Connection, team_id: str, grids: list[str]) -> None:
 
 
 def add_positions(conn: psycopg.Connection, team_id: str, pings: list[tuple[datetime, float, float]],
-                  now: datetime) -> int:
-    """Store GPS pings of a team (a repeated timestamp keeps the first); returns how many
-    were new. Raises NotFound, BadInput for pings from the future."""
-    if conn.execute("SELECT 1 FROM teams WHERE id = %s", [team_id]).fetchone() is None:
+                  now: datetime, keep: timedelta) -> int:
+    """Store GPS pings of an on-duty team (a repeated timestamp keeps the first); returns
+    how many were new. Raises NotFound, Conflict (off duty: no position is kept), BadInput
+    for pings from the future or older than `keep` (how long positions are kept at all)."""
+    row = conn.execute("SELECT status FROM teams WHERE id = %s", [team_id]).fetchone()
+    if row is None:
         raise NotFound(f"no team {team_id!r}")
+    if row[0] == "off_duty":
+        raise Conflict(f"team {team_id} is off duty: its position is not kept; go on duty first "
+                       f"(POST /patrols/{team_id}/duty)")
     future = [i for i, (at, _, _) in enumerate(pings) if at > now + timedelta(minutes=5)]
     if future:
         raise BadInput(f"positions[{future[0]}]: 'at' is more than 5 minutes in the future; check the device clock")
+    oldest = now - keep
+    stale = [i for i, (at, _, _) in enumerate(pings) if at < oldest]
+    if stale:
+        raise BadInput(f"positions[{stale[0]}]: 'at' is older than the {keep.total_seconds() / 3600:g} h positions "
+                       f"are kept; check the device clock")
     cur = conn.cursor()
     cur.executemany("INSERT INTO team_positions (team_id, at, geom) VALUES (%s, %s, "
                     "ST_SetSRID(ST_MakePoint(%s, %s), 4326)) ON CONFLICT DO NOTHING",

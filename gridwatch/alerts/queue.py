@@ -64,8 +64,10 @@ def assign_to_grid(conn: psycopg.Connection, alert_id: int, grid_code: str, acto
         point = AlertPoint(type_, camera, grid_code, occurred_at, lon, lat, float(x), float(y))
         lock_for_grouping(conn, [point])
         windows = type_windows(conn)
-        candidates = candidates_from_rows(conn.execute(*candidates_query([point], windows, bulk=False)).fetchall(),
-                                          index.to_metric)
+        # only incidents in the grid the dispatcher chose (the same-camera rule would join one elsewhere)
+        candidates = [g for g in candidates_from_rows(conn.execute(*candidates_query([point], windows, bulk=False)
+                                                                   ).fetchall(), index.to_metric)
+                      if g.grid_code == grid_code]
         [group] = assign([point], candidates, windows)
         joined = group.id is not None
         note = f"alert {alert_id} placed in grid {grid_code} by {actor}"
@@ -98,10 +100,11 @@ def dismiss(conn: psycopg.Connection, alert_id: int, reason: str, actor: str, no
 
 
 def report(conn: psycopg.Connection, type_: str, lon: float, lat: float, note: str, actor: str, index: GridIndex,
-           now: datetime, township: str | None = None) -> Placed:
-    """Open an incident reported from the field at (lon, lat). `township`, for a team's
-    report, is where the team may report. Raises BadInput (unknown type, no note, a point
-    outside every grid), Forbidden (outside the team's township)."""
+           now: datetime, team_id: str | None = None) -> Placed:
+    """Open an incident reported from the field at (lon, lat), by an operator or by the
+    team `team_id`, which reports inside its own township only. Raises BadInput (unknown
+    type, no note, a point outside every grid), Forbidden (outside the team's township, or
+    a team that has none)."""
     if not type_:
         raise BadInput("type: say what was found (an alert type, e.g. sewer_overflow)")
     known_type(conn, type_)
@@ -114,10 +117,16 @@ def report(conn: psycopg.Connection, type_: str, lon: float, lat: float, note: s
         raise BadInput(f"lon, lat: outside every grid (nearest is {index.codes[near]}, {metres:,.0f} m away); "
                        f"tap a point inside the grid")
     grid, grid_township = index.codes[row], index.township_codes[row]
-    if township is not None and grid_township != township:
-        raise Forbidden(f"the point is in township {grid_township}; this team reports in township {township}")
+    if team_id is not None:
+        township = conn.execute("SELECT township_code FROM teams WHERE id = %s", [team_id]).fetchone()[0]
+        if township is None:
+            raise Forbidden(f"team {team_id} has no township to report in; an administrator sets one "
+                            f"(PATCH /patrols/{team_id})")
+        if grid_township != township:
+            raise Forbidden(f"the point is in township {grid_township}; team {team_id} reports in township "
+                            f"{township}")
     x, y = index.to_metric.transform(lon, lat)
     group = Group(type_, set(), grid, lon, lat, float(x), float(y), now, now, count=0)
     with conn.transaction():
-        open_incident(conn, group, index, now, "field", actor, note)
+        open_incident(conn, group, index, now, "field", actor, note, team_id)
     return Placed(group.id, grid, grid_township, group.team_id, group.team_reason, False)

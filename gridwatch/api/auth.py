@@ -157,7 +157,8 @@ def _same_origin(request: Request) -> None:
     through. Scripts send Bearer keys and are not asked."""
     origin = request.headers.get("origin") or request.headers.get("referer")
     host = request.headers.get("host")
-    if origin is None or host is None or urlsplit(origin).netloc != host:
+    sent = urlsplit(origin or "")
+    if host is None or (sent.scheme, sent.netloc) != (request.url.scheme, host):
         raise Forbidden(f"a cross-site request from {origin or 'an unnamed origin'} was refused; act from "
                         f"gridwatch's own pages, or send `Authorization: Bearer <key>` from a script")
 

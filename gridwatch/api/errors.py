@@ -1,5 +1,6 @@
 """Every error as RFC 9457 problem+json, mapped in one place."""
 
+import json
 import logging
 from http import HTTPStatus
 from urllib.parse import urlencode
@@ -22,7 +23,11 @@ PROBLEM = "application/problem+json"
 def problem(status: int, detail: str, title: str | None = None, headers: dict | None = None, **extra) -> Response:
     body = {"type": "about:blank", "title": title or HTTPStatus(status).phrase, "status": status,
             "detail": detail, **extra}
-    return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM, headers=headers)
+    try:
+        content = orjson.dumps(body)
+    except TypeError:  # text echoed from the request holds half a UTF-16 pair: the standard library escapes it
+        content = json.dumps(body).encode()
+    return Response(content, status_code=status, media_type=PROBLEM, headers=headers)
 
 
 def _field(loc: tuple) -> str:
@@ -85,6 +90,22 @@ def install(app: FastAPI) -> None:
     async def too_slow(_request: Request, exc: Exception) -> Response:
         return problem(503, "the database query took too long and was cancelled; try a smaller request",
                        headers={"Retry-After": "5"})
+
+    @app.exception_handler(psycopg.errors.DeadlockDetected)
+    @app.exception_handler(psycopg.errors.SerializationFailure)
+    async def collided(_request: Request, exc: Exception) -> Response:
+        log.info("transaction rolled back: %s", exc)
+        return problem(409, "another change to the same incident or team was made at the same moment, so this one "
+                            "was not; try again")
+
+    @app.exception_handler(psycopg.DataError)
+    @app.exception_handler(UnicodeEncodeError)
+    async def unstorable(_request: Request, exc: Exception) -> Response:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        text = isinstance(exc, UnicodeEncodeError) or any(w in message for w in ("NUL", "Unicode", "UTF8"))
+        reason = "text with a NUL character (\\u0000) or half of a UTF-16 pair" if text else message
+        return problem(422, f"the request holds a value that cannot be stored or looked up: {reason}; remove it",
+                       title="Invalid input")
 
     @app.exception_handler(psycopg.OperationalError)
     @app.exception_handler(PoolTimeout)

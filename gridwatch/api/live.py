@@ -15,14 +15,14 @@ Alerts outside every grid (the unassigned queue) are announced too, as `unassign
 events without an id, and teams whose status or position changed, as `team` events (the
 team as GeoJSON, as /patrols has it): they are shown as they come, not replayed.
 
-A team key's stream holds its own team's events and the incidents it is sent to (and
-those it was sent to before, so it sees one reassigned away), nothing else.
+A team key's stream holds its own team's events and the incidents it is or was sent to
+(so it sees one reassigned away) or reported, nothing else.
 """
 
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -43,8 +43,11 @@ BULK_LIMIT = 500
 RESUME_MARGIN = timedelta(seconds=5)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # The incidents named, and the latest BULK_LIMIT changed since %(since)s, as features with
-# their change times; oldest change first, so a client's last event id is its latest.
-_CHANGED_SQL = f"""SELECT {FEATURE_SQL}::text, i.updated_at FROM incidents i
+# their change times and the teams that may hear of them (sent there, or reported it);
+# oldest change first, so a client's last event id is its latest.
+_CHANGED_SQL = f"""SELECT {FEATURE_SQL}::text, i.updated_at,
+       array(SELECT DISTINCT a.team_id FROM assignments a WHERE a.incident_id = i.id) || i.reported_by_team
+FROM incidents i
 WHERE i.id = ANY(%(ids)s)
    OR i.id IN (SELECT id FROM incidents WHERE updated_at >= %(since)s ORDER BY updated_at DESC LIMIT {BULK_LIMIT})
 ORDER BY i.updated_at, i.id"""
@@ -55,26 +58,19 @@ WHERE a.id IN (SELECT unnest(%(ids)s::bigint[]) ORDER BY 1 DESC LIMIT {BULK_LIMI
 
 @dataclass(frozen=True)
 class _Event:
-    """An SSE event and what a team's stream needs to know of it."""
+    """An SSE event and the teams whose streams may carry it (none: only the command rooms')."""
 
     text: str
-    team_id: str | None = None  # the team sent to the incident, or the team itself
-    incident_id: int | None = None
+    teams: tuple[str | None, ...] = ()
 
 
 @dataclass(eq=False)
 class _Subscriber:
     queue: asyncio.Queue
-    team_id: str | None = None  # a team key's stream: only its own
-    incidents: set[int] = field(default_factory=set)  # incidents this team's stream has shown
+    team_id: str | None = None  # a team key's stream: only what concerns its team
 
     def wants(self, event: _Event) -> bool:
-        if self.team_id is None:
-            return True
-        if event.incident_id is not None and (event.team_id == self.team_id or event.incident_id in self.incidents):
-            self.incidents.add(event.incident_id)
-            return True
-        return event.incident_id is None and event.team_id == self.team_id
+        return self.team_id is None or self.team_id in event.teams
 
 
 class LiveFeed:
@@ -112,8 +108,8 @@ class LiveFeed:
                 async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as conn:
                     cur = await conn.execute(_CHANGED_SQL, {"ids": [], "since": since - RESUME_MARGIN,
                                                             "now": datetime.now(UTC)})
-                    for text, changed in await cur.fetchall():
-                        event = _incident_event(text, changed)
+                    for text, changed, teams in await cur.fetchall():
+                        event = _incident_event(text, changed, teams)
                         if subscriber.wants(event):
                             yield event.text
             while not await request.is_disconnected():
@@ -171,13 +167,13 @@ class LiveFeed:
             # after a bulk change, the latest BULK_LIMIT changed incidents stand for all of them
             cur = await conn.execute(_CHANGED_SQL, {"ids": ids, "now": now,
                                                     "since": since or datetime.max.replace(tzinfo=UTC)})
-            events += [_incident_event(text, changed) for text, changed in await cur.fetchall()]
+            events += [_incident_event(text, changed, teams) for text, changed, teams in await cur.fetchall()]
         if unassigned:
             cur = await conn.execute(_UNASSIGNED_SQL, {"ids": unassigned})
             events += [_Event(f"event: unassigned\ndata: {_one_line(text)}\n\n") for (text,) in await cur.fetchall()]
         if teams:
             cur = await conn.execute(*features_query(now, team_ids=teams))
-            events += [_Event(f"event: team\ndata: {orjson.dumps(f).decode()}\n\n", team_id=f["id"])
+            events += [_Event(f"event: team\ndata: {orjson.dumps(f).decode()}\n\n", (f["id"],))
                        for f in orjson.loads((await cur.fetchone())[0])]
         for event in events:
             for subscriber in list(self.subscribers):
@@ -186,15 +182,11 @@ class LiveFeed:
                 subscriber.queue.put_nowait(event.text)
 
 
-def _incident_event(text: str, changed: datetime) -> _Event:
-    """One SSE event: the incident as a GeoJSON Feature, its change time as the id."""
-    feature = orjson.loads(text)
-    data = orjson.dumps(feature).decode()  # compact and on one line (an SSE data line ends at a newline)
-    props = feature["properties"]
-    # a suggested team is not sent yet: its phone hears of the incident once it is dispatched
-    team = None if props["team_suggested"] else props["team_id"]
-    return _Event(f"id: {(changed - _EPOCH) // timedelta(microseconds=1)}\nevent: incident\ndata: {data}\n\n",
-                  team, feature["id"])
+def _incident_event(text: str, changed: datetime, teams: list[str | None]) -> _Event:
+    """One SSE event: the incident as a GeoJSON Feature, its change time as the id; the
+    teams sent to it (or that reported it) may hear of it, a team merely suggested may not."""
+    return _Event(f"id: {(changed - _EPOCH) // timedelta(microseconds=1)}\nevent: incident\n"
+                  f"data: {_one_line(text)}\n\n", tuple(teams))
 
 
 def _one_line(text: str) -> str:
@@ -204,7 +196,7 @@ def _one_line(text: str) -> str:
 
 def _event_time(last_event_id: str | None) -> datetime | None:
     """The change time a reconnecting client last saw (None if absent or not ours)."""
-    if not last_event_id or not last_event_id.isdigit():
+    if not last_event_id or not (last_event_id.isascii() and last_event_id.isdigit()) or len(last_event_id) > 20:
         return None
     try:
         return _EPOCH + timedelta(microseconds=int(last_event_id))

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 import psycopg
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
@@ -15,7 +15,7 @@ from gridwatch.alerts.incidents import ACTIONS, STATUSES, act, incident_collecti
 from gridwatch.api.auth import Principal, actor, authenticate, require
 from gridwatch.api.deps import db, json_response
 from gridwatch.api.params import Page, TimeWindow, page_query, type_query, window_query
-from gridwatch.errors import BadInput, Forbidden
+from gridwatch.errors import BadInput, Forbidden, NotFound
 
 GEOJSON = "application/geo+json"
 router = APIRouter(tags=["incidents"])
@@ -25,9 +25,12 @@ Action = Enum("Action", {name: name.replace("_", "-") for name in ACTIONS}, type
 
 class ActionIn(BaseModel):
     note: Annotated[str, Field(max_length=4000)] | None = None
-    team_id: str | None = Field(None, description="dispatch only: the team to send (default: the recommended one)")
-    override: bool = Field(False, description="dispatch only: send a busy team all the same (a second assignment)")
-    confirm: bool = Field(False, description="close only: close although whistled departments have not reported")
+    team_id: Annotated[str, Field(max_length=64)] | None = Field(
+        None, description="dispatch only: the team to send (default: the recommended one)")
+    override: StrictBool = Field(False, description="dispatch only: send a busy team all the same (a second "
+                                                    "assignment)")
+    confirm: StrictBool = Field(False, description="close only: close although whistled departments have not "
+                                                   "reported")
 
 
 class FieldReportIn(BaseModel):
@@ -73,11 +76,8 @@ async def stream(request: Request, principal: Annotated[Principal, Depends(requi
              "in its grid, with deadlines and a team like any other (a team key: inside its township)")
 def report_incident(body: FieldReportIn, conn: Conn, request: Request,
                     principal: Annotated[Principal, Depends(require("operator", team=True))]) -> Response:
-    township = None
-    if principal.role == "team":
-        township = conn.execute("SELECT township_code FROM teams WHERE id = %s", [principal.team_id]).fetchone()[0]
     placed = queue.report(conn, body.type, body.lon, body.lat, body.note, actor(principal),
-                          request.app.state.grid_index.index, _now(), township)
+                          request.app.state.grid_index.index, _now(), principal.team_id)
     return Response(incident_detail(conn, placed.incident_id, _now()), status_code=201, media_type=GEOJSON,
                     headers={"Location": f"/incidents/{placed.incident_id}"})
 
@@ -127,21 +127,26 @@ def get_incident(incident_id: int, conn: Conn,
 def own_incident(conn: psycopg.Connection, principal: Principal, incident_id: int) -> None:
     """A team key reads only the incidents its team was sent to (403 otherwise)."""
     if principal.role == "team" and not assignments.holds(conn, principal.team_id, incident_id, ever=True):
-        raise Forbidden(f"incident {incident_id} was never assigned to team {principal.team_id}")
+        raise Forbidden(f"incident {incident_id} was never assigned to (or reported by) team {principal.team_id}")
 
 
 @router.post("/incidents/{incident_id}/photos", status_code=201, response_class=Response,
              summary="A photo from the scene (JPEG body; re-encoded without its metadata, at most 1600 px)")
 async def add_photo(incident_id: int, request: Request,
                     principal: Annotated[Principal, Depends(require("operator", team=True))]) -> Response:
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "image/jpeg":
+        raise BadInput("send the photo as the body, with Content-Type: image/jpeg")
     body = await request.body()
 
     def store() -> int:
+        # who may add it is known before the photo is decoded (which takes memory and time)
+        with request.app.state.pool.connection() as conn:
+            if conn.execute("SELECT 1 FROM incidents WHERE id = %s", [incident_id]).fetchone() is None:
+                raise NotFound(f"no incident {incident_id}")
+            if principal.role == "team" and not assignments.may_work_on(conn, principal.team_id, incident_id):
+                raise Forbidden(f"incident {incident_id} is not assigned to team {principal.team_id}")
         jpeg = photos.clean_jpeg(body)
         with request.app.state.pool.connection() as conn:
-            if principal.role == "team" and not assignments.holds(conn, principal.team_id, incident_id,
-                                                                  cleared_ok=True):
-                raise Forbidden(f"incident {incident_id} is not assigned to team {principal.team_id}")
             return photos.add_photo(conn, incident_id, jpeg, actor(principal), _now())
 
     n = await run_in_threadpool(store)
@@ -178,11 +183,11 @@ def department_report(incident_id: int, department: str, body: ReportIn, conn: C
 
 @router.post("/incidents/{incident_id}/{action}", response_class=Response,
              summary="dispatch (or reassign), acknowledge, on-scene, resolve, feedback, close, false-alarm, cancel")
-async def incident_action(incident_id: int, action: Action, request: Request, body: ActionIn | None = None
+async def incident_action(incident_id: int, action: Action, request: Request,
+                          principal: Annotated[Principal, Depends(authenticate)], body: ActionIn | None = None
                           ) -> Response:
     """409 with the allowed actions when the incident's state does not permit this one."""
     name = action.name
-    principal = await authenticate(request)
     needed = ACTIONS[name].role
     if principal.role != "team" and not principal.at_least(needed):
         raise Forbidden(f"{action.value} needs role {needed} or above; key {principal.name!r} has {principal.role}")
@@ -190,7 +195,7 @@ async def incident_action(incident_id: int, action: Action, request: Request, bo
 
     def run() -> bytes:
         with request.app.state.pool.connection() as conn:
-            act(conn, incident_id, name, actor(principal), _now(), note=body.note, team_id=body.team_id,
+            act(conn, incident_id, name, actor(principal), note=body.note, team_id=body.team_id,
                 override=body.override, confirm=body.confirm, as_team=principal.team_id)
             return incident_detail(conn, incident_id, _now())
 

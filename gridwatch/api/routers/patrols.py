@@ -1,6 +1,6 @@
 """Patrol teams: registry, status, GPS pings, and which team should go."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 import orjson
@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from gridwatch.alerts import incidents, patrols
 from gridwatch.alerts.dispatch import TeamBoard
+from gridwatch.alerts.retention import RetentionSettings
 from gridwatch.api.auth import Principal, require
 from gridwatch.api.deps import db, json_response
 from gridwatch.errors import BadInput, NotFound
@@ -35,6 +36,7 @@ class TeamIn(BaseModel):
 
 class TeamPatch(BaseModel):
     name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    township_code: str | None = Field(None, description="where the team works (and may report from the field)")
     kind: Literal["foot", "motorcycle", "car"] | None = None
     members: Annotated[int, Field(gt=0, le=500)] | None = None
     base: tuple[Lon, Lat] | None = None
@@ -152,5 +154,6 @@ def add_positions(team_id: str, body: Pings, conn: Conn,
     principal.own_team(team_id)
     now = _now()
     pings = body.positions
-    stored = patrols.add_positions(conn, team_id, [(p.at or now, p.lon, p.lat) for p in pings], now)
+    keep = timedelta(hours=RetentionSettings().positions_hours)
+    stored = patrols.add_positions(conn, team_id, [(p.at or now, p.lon, p.lat) for p in pings], now, keep)
     return json_response({"team_id": team_id, "received": len(pings), "stored": stored}, 201)

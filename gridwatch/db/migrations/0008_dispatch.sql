@@ -44,8 +44,11 @@ UPDATE teams t SET status = 'busy', updated_at = now()
 WHERE t.status = 'available' AND EXISTS (SELECT 1 FROM assignments a WHERE a.team_id = t.id AND a.cleared_at IS NULL);
 
 -- Where an incident came from: a camera's alerts, or a report from the field (a grid worker
--- relaying a resident's complaint, a patrol that saw it).
-ALTER TABLE incidents ADD COLUMN origin text NOT NULL DEFAULT 'camera' CHECK (origin IN ('camera', 'field'));
+-- relaying a resident's complaint, a patrol that saw it); a team's report names the team, which
+-- may then read it and add photos as if it were sent there.
+ALTER TABLE incidents
+    ADD COLUMN origin text NOT NULL DEFAULT 'camera' CHECK (origin IN ('camera', 'field')),
+    ADD COLUMN reported_by_team text REFERENCES teams (id);
 
 -- Types whose new incidents go to the recommended team at once, without waiting for a dispatcher.
 ALTER TABLE alert_types ADD COLUMN auto_dispatch boolean NOT NULL DEFAULT false;
