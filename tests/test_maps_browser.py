@@ -223,7 +223,7 @@ def test_sign_in_at_the_front_door(server, browser, keys):
         assert urlparse(page.url).path == "/login" and page.context.cookies() == []
         page.goto(server.url + "/maps/")
         assert urlparse(page.url).path == "/login"
-        assert w.errors == [] and w.blocked == [] and all("/incidents/stream" in f for f in w.failed)
+        assert w.errors == [] and w.blocked == [] and all("/incidents/stream" in f for f in w.failed), w.failed
     finally:
         w.close()
 
