@@ -522,3 +522,26 @@ def test_pages_take_the_vocabularies_from_python(server, keys):
             assert colour not in text, (script.name, colour)
     # and our files are served
     assert httpx.get(server.url + "/maps/app/gw.js").status_code == 200
+
+
+def test_a_grid_links_to_its_page(server, browser, keys):
+    w = Watched(browser)
+    try:
+        login(w, server, keys["viewer"], "/maps/")
+        page = w.page
+        page.wait_for_function("document.getElementById('gw-live').textContent === 'live'", timeout=15000)
+        page.evaluate("""code => {
+          const grid = gw.room.grids.byCode[code];
+          Object.values(window).forEach(v => {
+            if (v instanceof L.GeoJSON) v.eachLayer(l => { if (l.feature === grid) l.openPopup(); });
+          });
+        }""", EVIL_GRID)
+        page.click(f".leaflet-popup-content a[href='/maps/grids/{EVIL_GRID}']")
+        page.wait_for_selector("path.gw-grid")
+        assert urlparse(page.url).path == f"/maps/grids/{EVIL_GRID}"
+        assert page.locator(".gw-panel h1").text_content() == f"{EVIL} ({EVIL_GRID})"
+        assert page.locator('img[src="x"]').count() == 0
+        w.failed = [f for f in w.failed if "/incidents/stream" not in f]  # left the command room
+        w.clean()
+    finally:
+        w.close()
