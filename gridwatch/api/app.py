@@ -28,7 +28,7 @@ from gridwatch.db.changes import Changes
 from gridwatch.geo.grid_index import LiveIndex
 from gridwatch.maps.assets import VENDOR
 from gridwatch.maps.assets import present as assets_present
-from gridwatch.maps.base import STATIC
+from gridwatch.maps.base import APP, APP_DIR, STATIC
 
 log = logging.getLogger("gridwatch")
 
@@ -170,6 +170,7 @@ def create_app(db: DatabaseSettings | None = None, api: ApiSettings | None = Non
         log.warning("map assets are missing: run `make assets` (python -m gridwatch.maps.assets)")
     VENDOR.mkdir(parents=True, exist_ok=True)
     app.mount(STATIC, StaticFiles(directory=VENDOR), name="map-assets")
+    app.mount(APP, StaticFiles(directory=APP_DIR), name="map-app")
 
     @app.get("/", include_in_schema=False)
     async def front_door() -> RedirectResponse:

@@ -48,7 +48,7 @@ def validation_items(errors: list[dict]) -> list[dict]:
             for e in errors]
 
 
-def _page_visit(request: Request) -> bool:
+def page_visit(request: Request) -> bool:
     """A browser opening a map page (not a script, and not the page's own data requests)."""
     return request.method == "GET" and request.url.path.startswith("/maps") and \
         "text/html" in request.headers.get("accept", "")
@@ -59,7 +59,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(GridwatchError)
     async def domain_error(request: Request, exc: GridwatchError) -> Response:
-        if exc.status == 401 and _page_visit(request):  # a person at a browser: the sign-in form
+        if exc.status == 401 and page_visit(request):  # a person at a browser: the sign-in form
             page = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return RedirectResponse(f"/login?{urlencode({'next': page})}", status_code=303)
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None

@@ -3,13 +3,19 @@ plugins (never a CDN), the base map (configured tiles, else township and village
 with labels on a plain background), legends, and inlining for pages saved to a file."""
 
 import base64
+import hashlib
 import html
 import re
+from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import folium
 import shapely
 from folium.plugins import HeatMap, HeatMapWithTime
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader
+from markupsafe import Markup
 
 from gridwatch.maps.assets import VENDOR
 
@@ -29,25 +35,56 @@ HeatMapWithTime.default_js = [
 HeatMapWithTime.default_css = [("leaflet.timedimension.control.css",
                                 f"{STATIC}/timedimension/leaflet.timedimension.control.css")]
 
-PLAIN_BACKGROUND = "#eef0ea"
-PAGE_CSS = f"""
-<link rel="icon" href="data:,">
-<style>
-  .leaflet-container {{ background: {PLAIN_BACKGROUND}; font: 13px/1.4 system-ui, sans-serif; }}
-  .gw-legend {{ position: fixed; bottom: 50px; left: 12px; z-index: 1000; background: #fff; padding: 8px 10px;
-               border-radius: 4px; box-shadow: 0 1px 4px rgba(0,0,0,.3); font: 12px/1.5 system-ui, sans-serif; }}
-  .gw-legend i {{ display: inline-block; width: 12px; height: 12px; margin-right: 6px; vertical-align: -1px;
-                 border: 1px solid #555; }}
-  .gw-legend b {{ display: block; margin: 4px 0 2px; }}
-  .gw-legend b:first-child {{ margin-top: 0; }}
-  .gw-label {{ font: 600 12px system-ui, sans-serif; color: #333; text-shadow: 0 0 3px #fff, 0 0 3px #fff;
-              white-space: nowrap; }}
-  .gw-label.town {{ font-size: 14px; color: #111; }}
-  .gw-panel {{ position: fixed; top: 10px; left: 54px; z-index: 1000; background: #fff; padding: 6px 10px;
-              border-radius: 4px; box-shadow: 0 1px 4px rgba(0,0,0,.3); font: 12px system-ui, sans-serif; }}
-  .gw-panel h1 {{ font-size: 15px; margin: 0 0 4px; }}
-</style>
-"""
+# Our own scripts and styles (static/) and the pages' templates (templates/).
+APP = "/maps/app"
+APP_DIR = Path(__file__).with_name("static")
+TEMPLATES = Path(__file__).with_name("templates")
+
+
+@lru_cache
+def _version(name: str) -> str:
+    return hashlib.sha256((APP_DIR / name).read_bytes()).hexdigest()[:10]
+
+
+def app_url(name: str) -> str:
+    """Where the browser gets one of our static files; the query changes with the file, so a
+    cached old copy is never used."""
+    return f"{APP}/{name}?v={_version(name)}"
+
+
+def local_time(value: str | datetime | None, timezone: str) -> str:
+    """A time on the county's clock, to the minute: "27 Nov 14:05"."""
+    if not value:
+        return ""
+    when = datetime.fromisoformat(value) if isinstance(value, str) else value
+    local = when.astimezone(ZoneInfo(timezone))
+    return f"{local.day} {local:%b %H:%M}"
+
+
+@lru_cache
+def templates(timezone: str) -> Environment:
+    """The pages' templates, escaping everything they are given unless it is marked safe."""
+    env = Environment(loader=ChoiceLoader([FileSystemLoader(TEMPLATES)]), autoescape=True,
+                      trim_blocks=False, lstrip_blocks=False)
+    env.globals["app_url"] = app_url
+    env.filters["local_time"] = lambda value: local_time(value, timezone)
+    return env
+
+
+def render(template: str, timezone: str = "UTC", **context) -> str:
+    """A template of templates/ rendered with `context`."""
+    return templates(timezone).get_template(template).render(**context)
+
+
+def render_page(m: folium.Map, template: str, timezone: str, data: dict, **context) -> str:
+    """A map page: folium's map (its head, its div and its script) inside `template`, with
+    `data` (and the time zone) for the page's scripts as one JSON block."""
+    root = m.get_root()
+    for child in root._children.values():
+        child.render()
+    folium_parts = {part: Markup(getattr(root, part).render()) for part in ("header", "html", "script")}
+    return render(template, timezone, folium=folium_parts,
+                  data={"map": m.get_name(), "timezone": timezone, **data}, **context)
 
 
 def esc(value) -> str:
@@ -63,13 +100,12 @@ def new_map(bounds: tuple[float, float, float, float], tile_url: str | None, att
     if tile_url:
         folium.TileLayer(tiles=tile_url, attr=attribution or "tiles", name="Base map").add_to(m)
     m.fit_bounds([[miny, minx], [maxy, maxx]])
-    m.get_root().header.add_child(folium.Element(PAGE_CSS))
     return m
 
 
-def add_outlines(m: folium.Map, townships: list[dict], villages: list[dict]) -> None:
+def add_outlines(m: folium.Map, townships: list[dict], villages: list[dict]) -> folium.FeatureGroup:
     """Township and village borders with their names: the base map when there are no tiles."""
-    group = folium.FeatureGroup(name="Townships and villages", control=True)
+    group = folium.FeatureGroup(name="Townships and villages")
     folium.GeoJson({"type": "FeatureCollection", "features": villages}, name="Villages",
                    style_function=lambda _f: {"color": "#7a7a7a", "weight": 1, "fill": False, "dashArray": "3 3"},
                    interactive=False).add_to(group)
@@ -80,20 +116,19 @@ def add_outlines(m: folium.Map, townships: list[dict], villages: list[dict]) -> 
         point = shapely.geometry.shape(feature["geometry"]).representative_point()
         town = feature["properties"]["name"].endswith("Town")
         folium.Marker([point.y, point.x], icon=folium.DivIcon(
-            html=f'<div class="gw-label{" town" if town else ""}">{esc(feature["properties"]["name"])}</div>',
+            html=render("_label.html", name=feature["properties"]["name"], town=town),
             icon_size=(160, 20), icon_anchor=(80, 10)), interactive=False).add_to(group)
     group.add_to(m)
+    return group
 
 
-def legend(m: folium.Map, sections: list[tuple[str, list[tuple[str, str]]]]) -> None:
-    """One fixed legend box: sections of (colour, label) rows under a title."""
-    body = "".join(f"<b>{esc(title)}</b>" + "".join(f'<div><i style="background:{colour}"></i>{esc(label)}</div>'
-                                                    for colour, label in rows)
-                   for title, rows in sections)
-    m.get_root().html.add_child(folium.Element(f'<div class="gw-legend">{body}</div>'))
+def layer(layer: folium.map.Layer, name: str | None = None) -> dict:
+    """A layer for the page's layer control (gw.js draws it): its label and its variable."""
+    return {"name": name or layer.layer_name, "id": layer.get_name()}
 
 
-_ASSET = re.compile(r'<(script|link)([^>]*?)(?:src|href)="' + re.escape(STATIC) + r'/([^"]+)"([^>]*)>(?:</script>)?')
+_ASSET = re.compile(r'<(script|link)([^>]*?)(?:src|href)="(' + re.escape(STATIC) + "|" + re.escape(APP) +
+                    r')/([^"?]+)(?:\?[^"]*)?"([^>]*)>(?:</script>)?')
 _CSS_URL = re.compile(r"url\(['\"]?([^'\")]+)['\"]?\)")
 _TYPES = {".png": "image/png", ".woff": "font/woff", ".woff2": "font/woff2", ".ttf": "font/ttf",
           ".svg": "image/svg+xml", ".eot": "application/vnd.ms-fontobject"}
@@ -104,7 +139,7 @@ def inline_assets(page: str) -> str:
     and fonts those refer to as data: URLs): a file that opens with no server, no network."""
 
     def replace(match: re.Match) -> str:
-        path = VENDOR / match.group(3)
+        path = (VENDOR if match.group(3) == STATIC else APP_DIR) / match.group(4)
         text = path.read_text()
         if match.group(1) == "script":
             return f"<script>{text}</script>"

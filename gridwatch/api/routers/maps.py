@@ -12,6 +12,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from gridwatch.alerts.types import known_type, type_windows
 from gridwatch.api.auth import require
+from gridwatch.api.errors import page_visit
 from gridwatch.api.params import TimeWindow
 from gridwatch.api.routers.stats import stats_window
 from gridwatch.config import api_settings
@@ -69,15 +70,18 @@ async def logout() -> Response:
 
 def _base() -> pages.Base:
     settings = api_settings()
-    return pages.Base(tile_url=settings.tile_url, attribution=settings.tile_attribution)
+    return pages.Base(tile_url=settings.tile_url, attribution=settings.tile_attribution, timezone=settings.timezone)
 
 
 async def _page(request: Request, build) -> HTMLResponse:
-    def run() -> str:
+    """The page `build(conn)` makes: its HTML, or (HTML, status)."""
+    def run() -> str | tuple[str, int]:
         with request.app.state.pool.connection() as conn:
             return build(conn)
 
-    return HTMLResponse(await run_in_threadpool(run))
+    page = await run_in_threadpool(run)
+    html, status = page if isinstance(page, tuple) else (page, 200)
+    return HTMLResponse(html, status_code=status)
 
 
 @router.get("/maps", include_in_schema=False, dependencies=[Depends(viewer)])
@@ -96,32 +100,51 @@ def _page_window(time: TimeWindow, type: str | None, township: str | None) -> Wi
     return stats_window(time, type or None, township or None)
 
 
+def _filtered_page(request: Request, since: str | None, until: str | None, type: str | None,
+                   township: str | None, build) -> Response:
+    """A page with the window, type and township form. What the form asked for and the
+    server refuses comes back to a person as the page (the last 30 days) with the reason next
+    to the form (422); to a script as problem+json."""
+    asked = {"since": since, "until": until, "type": type, "township": township}
+
+    def run(conn) -> tuple[str, int]:
+        types = sorted(type_windows(conn))
+        townships = dict(conn.execute("SELECT code, name FROM townships ORDER BY code").fetchall())
+        try:
+            window = _page_window(_dates(since, until), type, township)
+            known_type(conn, window.type)
+            if window.township and window.township not in townships:
+                raise BadInput(f"township: no grids in township {window.township!r}")
+            return build(conn, window, types, townships, None, None), 200
+        except BadInput as exc:
+            if not page_visit(request):
+                raise
+            return build(conn, _page_window(TimeWindow(None, None), None, None), types, townships, exc.detail,
+                         asked), 422
+
+    return run
+
+
 @router.get("/maps/heatmap", response_class=HTMLResponse, dependencies=[Depends(viewer)],
             summary="Heat of alerts, incidents per grid, Gi* hot spots; a form for window, type, township")
 async def heatmap(request: Request, since: str | None = None, until: str | None = None, type: str | None = None,
                   township: str | None = None) -> HTMLResponse:
-    window = _page_window(_dates(since, until), type, township)
-
-    def build(conn) -> str:
-        known_type(conn, window.type)
-        types = sorted(type_windows(conn))
-        townships = dict(conn.execute("SELECT code, name FROM townships ORDER BY code").fetchall())
+    def build(conn, window, types, townships, error, asked) -> str:
         return pages.heatmap_page(conn, request.app.state.grid_index.index, window, datetime.now(UTC), _base(),
-                                  types, townships)
+                                  types, townships, error=error, asked=asked)
 
-    return await _page(request, build)
+    return await _page(request, _filtered_page(request, since, until, type, township, build))
 
 
 @router.get("/maps/timelapse", response_class=HTMLResponse, dependencies=[Depends(viewer)],
-            summary="The heat of each day of the window, as a film")
+            summary="The heat of each day of the window, as a film; the heat map's form")
 async def timelapse(request: Request, since: str | None = None, until: str | None = None, type: str | None = None,
                     township: str | None = None) -> HTMLResponse:
-    window = _page_window(_dates(since, until), type, township)
-    def build(conn) -> str:
-        known_type(conn, window.type)
-        return pages.timelapse_page(conn, request.app.state.grid_index.index, window, _base())
+    def build(conn, window, types, townships, error, asked) -> str:
+        return pages.timelapse_page(conn, request.app.state.grid_index.index, window, _base(), types, townships,
+                                    error=error, asked=asked)
 
-    return await _page(request, build)
+    return await _page(request, _filtered_page(request, since, until, type, township, build))
 
 
 @router.get("/maps/grids/{code}", response_class=HTMLResponse, dependencies=[Depends(viewer)],
