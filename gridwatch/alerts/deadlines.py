@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 import psycopg
 
+from gridwatch.alerts.incidents import FINISHED
 from gridwatch.errors import BadInput, Conflict, NotFound
 
 LEVELS = ("grid", "township", "county")
@@ -78,7 +79,7 @@ def whistle(conn: psycopg.Connection, incident_id: int, departments: list[str] |
     if row is None:
         raise NotFound(f"no incident {incident_id}")
     status, defaults = row
-    if status in ("closed", "false_alarm", "cancelled"):
+    if status in FINISHED:
         raise Conflict(f"the incident is {status}; there is nothing to whistle for", incident_status=status)
     wanted = departments or list(defaults)
     if not wanted:

@@ -47,7 +47,8 @@ class Candidate:
 
     def as_dict(self) -> dict:
         return {"team_id": self.team_id, "name": self.name, "kind": self.kind, "status": self.status,
-                "busy_with": list(self.busy_with), "responsible": self.responsible,
+                "busy_with": list(self.busy_with), "needs_override": self.status != "available",
+                "responsible": self.responsible,
                 "distance_m": round(self.distance_m), "eta_min": round(self.eta_min, 1),
                 "position": self.position, "reason": self.reason}
 

@@ -16,7 +16,9 @@ from gridwatch.alerts.grouping import OPEN
 from gridwatch.errors import BadInput, Conflict, Forbidden, NotFound
 
 FEEDBACK_WITHIN = timedelta(days=1)
-STATUSES = (*OPEN, "resolved", "closed", "false_alarm", "cancelled")
+# Where an incident's life ends: nothing more is done, nothing more is due.
+FINISHED = ("closed", "false_alarm", "cancelled")
+STATUSES = (*OPEN, "resolved", *FINISHED)
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,9 @@ _DETAIL_SQL = f"""SELECT json_build_object('type', 'Feature', 'id', i.id,
         'alerts', (SELECT coalesce(json_agg(json_build_object('alert_id', a.id, 'source', a.source,
                 'event_id', a.event_id, 'camera_id', a.camera_id, 'score', a.score, 'occurred_at', a.occurred_at,
                 'lon', round(ST_X(a.geom)::numeric, 7), 'lat', round(ST_Y(a.geom)::numeric, 7),
-                'position_method', a.position_method) ORDER BY a.occurred_at DESC), '[]')
+                'position_method', a.position_method,
+                'snapshot', EXISTS (SELECT 1 FROM snapshots s WHERE s.alert_id = a.id)) ORDER BY a.occurred_at DESC),
+                '[]')
             FROM (SELECT * FROM alerts WHERE incident_id = i.id ORDER BY occurred_at DESC LIMIT 200) a),
         'history', (SELECT coalesce(json_agg(json_build_object('at', e.at, 'actor', e.actor, 'action', e.action,
                 'from', e.from_status, 'to', e.to_status, 'team_id', e.team_id, 'note', e.note)

@@ -12,7 +12,8 @@ dropped connection. A page opens the stream with the time its data was read
 (?lastEventId=), so nothing falls between drawing the page and the stream starting.
 
 Alerts outside every grid (the unassigned queue) are announced too, as `unassigned`
-events without an id, and teams whose status or position changed, as `team` events (the
+events without an id (again when a dispatcher places one in a grid or dismisses it: its
+`queue_action` says so), and teams whose status or position changed, as `team` events (the
 team as GeoJSON, as /patrols has it): they are shown as they come, not replayed.
 
 A team key's stream holds its own team's events and the incidents it is or was sent to

@@ -17,6 +17,7 @@ from gridwatch.alerts.grouping import OPEN
 from gridwatch.alerts.incidents import incident_collection
 from gridwatch.alerts.patrols import team_features
 from gridwatch.alerts.queries import alert_collection
+from gridwatch.api.auth import Principal
 from gridwatch.config import api_settings
 from gridwatch.geo.boundaries import feature, feature_collection
 from gridwatch.geo.grid_index import GridIndex
@@ -93,10 +94,11 @@ def _base_map(base: Base, fit: list[dict], townships: list[dict], villages: list
     return m, layers
 
 
-def command_room(conn: psycopg.Connection, now: datetime, base: Base) -> str:
+def command_room(conn: psycopg.Connection, now: datetime, base: Base, me: Principal | None = None) -> str:
     """/maps/: grids shaded by open incidents, open incidents (and resolved ones whose
     feedback is overdue) by deadline state, cameras with their view sectors, teams by
-    status, the unassigned queue; live."""
+    status, the unassigned queue; live. With `me` (the signed-in key), the side panel
+    offers the actions its role may take."""
     townships, villages, grids = _boundaries(conn)
     m, layers = _base_map(base, townships or grids, townships, villages)
     grid_layer = folium.GeoJson(
@@ -124,7 +126,8 @@ def command_room(conn: psycopg.Connection, now: datetime, base: Base) -> str:
     teams = team_features(conn, now)
     team_layer = folium.GeoJson({"type": "FeatureCollection", "features": [
         {"type": "Feature", "geometry": f["geometry"],
-         "properties": {"team": esc(f"{f['properties']['name']} ({f['properties']['id']})"),
+         "properties": {"id": f["properties"]["id"],
+                        "team": esc(f"{f['properties']['name']} ({f['properties']['id']})"),
                         "status": f["properties"]["status"], "kind": f["properties"]["kind"],
                         "members": f["properties"]["members"], "position": f["properties"]["position"]}}
         for f in teams]},
@@ -156,10 +159,15 @@ def command_room(conn: psycopg.Connection, now: datetime, base: Base) -> str:
         "layers": layers + [layer(grid_layer), layer(cameras), layer(team_layer), layer(unassigned),
                             layer(incidents, "Incidents (open, or feedback overdue)")],
         "layers_by_role": {"grids": grid_layer.get_name(), "incidents": incidents.get_name(),
-                           "queue": unassigned.get_name()},
+                           "queue": unassigned.get_name(), "teams": team_layer.get_name()},
         "incidents": drawn,
         "queued": queued,
         "teams": [{"id": t["properties"]["id"], "name": t["properties"]["name"]} for t in teams],
+        "me": {"name": me.name, "role": me.role} if me else None,
+        "townships": [[f["properties"]["code"], f["properties"]["name"]] for f in townships],
+        "types": [{"type": t, "label": label, "departments": deps} for t, label, deps in
+                  conn.execute("SELECT type, label, departments FROM alert_types ORDER BY type")],
+        "departments": conn.execute("SELECT code, name FROM departments ORDER BY code").fetchall(),
         "live": base.live,
         # the stream's event ids are change times in microseconds: start from `now`, before
         # the incidents were read

@@ -4,7 +4,8 @@ uses. Templates get them once, as JSON (`vocab()`); the scripts read them from t
 
 from gridwatch.alerts.deadlines import LEVELS
 from gridwatch.alerts.grouping import OPEN
-from gridwatch.alerts.incidents import STATUSES
+from gridwatch.alerts.incidents import ACTIONS, FINISHED, STATUSES
+from gridwatch.api.auth import ROLES
 
 # An incident's deadline state on the map, most urgent first: (key, colour, legend label).
 DEADLINE_STATES = [("overdue", "#d7301f", "overdue"), ("soon", "#fc8d59", "due within the hour"),
@@ -39,6 +40,7 @@ def vocab() -> dict:
     return {
         "statuses": list(STATUSES),
         "open": list(OPEN),
+        "finished": list(FINISHED),
         "shown_when_overdue": list(SHOWN_WHEN_OVERDUE),
         "levels": list(LEVELS),
         "deadline_states": [{"key": k, "colour": c, "label": label} for k, c, label in DEADLINE_STATES],
@@ -46,4 +48,9 @@ def vocab() -> dict:
         "open_ramp": [[t, c] for t, c, _ in OPEN_RAMP],
         "team_colours": TEAM_COLOURS,
         "unassigned_colour": UNASSIGNED_COLOUR,
+        # what each action needs: the statuses it may start from, the least role, a note
+        "actions": [{"name": name, "path": name.replace("_", "-"), "label": name.replace("_", " ").capitalize(),
+                     "from": list(a.allowed_from), "role": a.role, "note": a.note_required, "team": a.team}
+                    for name, a in ACTIONS.items()],
+        "roles": list(ROLES),
     }

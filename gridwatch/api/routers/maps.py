@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from gridwatch.alerts.types import known_type, type_windows
-from gridwatch.api.auth import require
+from gridwatch.api.auth import Principal, require
 from gridwatch.api.errors import page_visit
 from gridwatch.api.params import TimeWindow
 from gridwatch.api.routers.stats import stats_window
@@ -89,10 +89,11 @@ async def maps_root() -> Response:
     return RedirectResponse("/maps/", status_code=308)
 
 
-@router.get("/maps/", response_class=HTMLResponse, dependencies=[Depends(viewer)],
-            summary="The command room: open incidents by deadline state, grids, cameras, teams; live")
-async def command_room(request: Request) -> HTMLResponse:
-    return await _page(request, lambda conn: pages.command_room(conn, datetime.now(UTC), _base()))
+@router.get("/maps/", response_class=HTMLResponse,
+            summary="The command room: open incidents by deadline state, grids, cameras, teams, the queue and the "
+                    "actions the key's role may take; live")
+async def command_room(request: Request, principal: Annotated[Principal, Depends(viewer)]) -> HTMLResponse:
+    return await _page(request, lambda conn: pages.command_room(conn, datetime.now(UTC), _base(), principal))
 
 
 def _page_window(time: TimeWindow, type: str | None, township: str | None) -> Window:

@@ -7,7 +7,7 @@
   "use strict";
 
   var data = gw.pageData(), page = gw.setUp(data), v = data.vocab, esc = gw.esc, time = page.time;
-  var map = page.map, room = {data: data, map: map, listeners: []};
+  var map = page.map, room = {data: data, map: map, time: page.time, listeners: []};
   var OPEN = {}, LATE_SHOWN = {}, COLOURS = {};
   v.open.forEach(function (s) { OPEN[s] = true; });
   v.shown_when_overdue.forEach(function (s) { LATE_SHOWN[s] = true; });
@@ -101,6 +101,8 @@
       pane: "gw-" + s, className: "gw-incident gw-" + s + (OPEN[p.status] ? "" : " gw-" + p.status)});
     m.bindTooltip(function () { return tooltip(p); });
     m.bindPopup(function () { return popup(p); });
+    // a click opens the incident in the side panel (which says all the popup would, and acts)
+    m.on("click", function () { m.closePopup(); emit("select", p.id); });
     m.addTo(layer);
     incidents[p.id] = {p: p, marker: m, state: s};
   }
@@ -158,13 +160,38 @@
   room.queue = {
     add: function (f) {
       var c = f.geometry.coordinates, p = f.properties;
+      if (p.queue_action) { room.queue.remove(f.id); return; }  // placed in a grid, or dismissed
       var m = L.circleMarker([c[1], c[0]], {radius: 5, weight: 2, color: "#fff", fillColor: v.unassigned_colour,
                                             fillOpacity: 1, className: "gw-unassigned"});
       m.feature = f;
       m.bindTooltip("<b>Unassigned alert</b>: " + esc(p.type) + "<br>camera " + esc(p.camera_id) + "<br>at " +
                     esc(time(p.occurred_at)) + "<br>" + esc(p.team_reason));
+      m.on("click", function () { emit("select-alert", f); });
       queue.addLayer(m);
       room.header.count();
+    },
+    all: function () { return queue.getLayers().map(function (m) { return m.feature; }); },
+    // placed in a grid or dismissed: it leaves the queue
+    remove: function (alertId) {
+      queue.eachLayer(function (m) { if (m.feature.id === alertId) queue.removeLayer(m); });
+      room.header.count();
+      emit("queue", alertId);
+    }
+  };
+
+  // -- teams: status colour and position follow the stream ------------------------------
+  var teamLayer = window[data.layers_by_role.teams];
+  room.teams = {
+    update: function (f) {
+      teamLayer.eachLayer(function (m) {
+        var p = m.feature.properties;
+        if (p.id !== f.id) return;
+        p.status = f.properties.status;
+        p.position = f.properties.position;
+        m.setLatLng([f.geometry.coordinates[1], f.geometry.coordinates[0]]);
+        m.setStyle({fillColor: v.team_colours[p.status] || "#999"});
+      });
+      emit("team", f);
     }
   };
 
@@ -205,6 +232,7 @@
     source.onerror = function () { room.header.live("reconnecting"); };
     source.addEventListener("incident", function (e) { room.incidents.show(JSON.parse(e.data).properties); });
     source.addEventListener("unassigned", function (e) { room.queue.add(JSON.parse(e.data)); });
+    source.addEventListener("team", function (e) { room.teams.update(JSON.parse(e.data)); });
     room.stream = source;
   }
 
