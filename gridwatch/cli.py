@@ -1,4 +1,4 @@
-"""The `gridwatch` command line (DESIGN §3). Exit codes: 0 ok, 2 bad input, 1 other failure."""
+"""The `gridwatch` command line. Exit codes: 0 ok, 2 bad input, 1 other failure."""
 
 import json
 from functools import wraps

@@ -3,6 +3,7 @@ a fresh database per test module cloned from a template holding the demo boundar
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -145,3 +146,19 @@ class Server:
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, 15)
             self.proc.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A headless Chromium (Debian's) driven by Playwright, for the pages' tests."""
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail("chromium is not installed: `make test` installs it (apt-get install chromium)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run", "--disable-quic"])
+        yield browser
+        browser.close()

@@ -1,4 +1,4 @@
-"""Grouping repeats into incidents (DESIGN §6): an alert joins an open incident of its type
+"""Grouping repeats into incidents: an alert joins an open incident of its type
 if it comes from a camera whose alerts already joined it, or lies within 200 m of it in
 the same grid, inside the type's window around the incident's first-to-last-seen span.
 Otherwise it starts one.

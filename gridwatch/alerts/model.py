@@ -1,4 +1,4 @@
-"""The alert wire format (DESIGN §5). Unknown fields are kept, in `extra`."""
+"""The alert wire format. Unknown fields are kept, in `extra`."""
 
 from typing import Annotated
 

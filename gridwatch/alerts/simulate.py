@@ -37,7 +37,7 @@ def context(camera_name: str) -> str:
 
 @dataclass
 class Feed:
-    """Makes alerts in the wire format (DESIGN §5) from a list of camera features."""
+    """Makes alerts in the wire format from a list of camera features."""
 
     cameras: list[dict]
     seed: int = 7

@@ -1,4 +1,4 @@
-"""API keys with roles (DESIGN §7), and the audit log of authenticated requests (§8).
+"""API keys with roles, and the audit log of authenticated requests.
 
 Keys are 256-bit random tokens shown once; only their SHA-256 is stored. Verified keys
 are cached for a few seconds so a request costs no database round trip; a revoked key

@@ -50,7 +50,7 @@ def validation_items(errors: list[dict]) -> list[dict]:
 
 def page_visit(request: Request) -> bool:
     """A browser opening a map page (not a script, and not the page's own data requests)."""
-    return request.method == "GET" and request.url.path.startswith("/maps") and \
+    return request.method == "GET" and (request.url.path.startswith("/maps") or request.url.path == "/field") and \
         "text/html" in request.headers.get("accept", "")
 
 

@@ -1,5 +1,5 @@
 """The embedded PostgreSQL + PostGIS cluster that gridwatch runs when no
-`GRIDWATCH_DATABASE_URL` is set (DESIGN §2).
+`GRIDWATCH_DATABASE_URL` is set.
 
 It uses the machine's PostgreSQL binaries. PostgreSQL refuses to run as root, so when
 gridwatch runs as root the cluster runs as an unprivileged account (`postgres` by

@@ -3,7 +3,7 @@
 PostGIS is the source of truth; each process keeps a read-only `GridIndex` of one boundary
 version and `LiveIndex` swaps in a new one when the version changes (in any process).
 
-Border rule (DESIGN §4): of the grids covering a point, the lowest code wins, exactly as
+Border rule: of the grids covering a point, the lowest code wins, exactly as
 the SQL function `grid_at`. Most points never reach a polygon test: a raster of the
 county says which cells lie wholly inside one grid (or outside all); only points in cells
 that a border crosses are tested against the polygons.

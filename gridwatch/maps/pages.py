@@ -15,7 +15,7 @@ from folium.plugins import HeatMap, HeatMapWithTime
 from gridwatch.alerts.cameras import camera_collection
 from gridwatch.alerts.grouping import OPEN
 from gridwatch.alerts.incidents import incident_collection
-from gridwatch.alerts.patrols import team_features
+from gridwatch.alerts.patrols import team_feature, team_features
 from gridwatch.alerts.queries import alert_collection
 from gridwatch.api.auth import Principal
 from gridwatch.config import api_settings
@@ -37,6 +37,8 @@ from gridwatch.maps.vocab import (
 from gridwatch.stats.counts import Window, grid_counts, heat_cells
 from gridwatch.stats.hotspots import hotspots
 
+# While on duty with /field open, a phone sends its position this often (for dispatch only).
+PING_EVERY_S = 30
 # Alerts outside every grid this recent are shown in the command room (the dispatcher's queue).
 UNASSIGNED_WINDOW = timedelta(hours=24)
 
@@ -335,3 +337,30 @@ def sign_in_page(next_page: str, error: str | None = None) -> str:
     """/login: a form for an API key, posted (so the key stays out of the address bar), then
     back to `next_page`."""
     return render("sign_in.html", next_page=next_page, error=error)
+
+
+def field_page(conn: psycopg.Connection, team_id: str, now: datetime, base: Base) -> str:
+    """/field: a team's phone. The page draws its assignments, which it reads from the API as
+    any client would; here it gets the team, the outlines of its township (its small map's
+    base, where a report may be placed) and the vocabularies."""
+    team = team_feature(conn, team_id, now)
+    township = team["properties"]["township_code"]
+    outlines = {"type": "FeatureCollection", "features": []}
+    if township:
+        outlines["features"] = [orjson.loads(feature(conn, "township", township))] + _collection(
+            feature_collection(conn, "grid", filters={"township": township}, limit=10_000))
+    midnight = now.astimezone(ZoneInfo(base.timezone)).replace(hour=0, minute=0, second=0, microsecond=0)
+    data = {
+        "vocab": vocab(),
+        "team": team,
+        "on_duty": team["properties"]["status"] != "off_duty",
+        "today": midnight.isoformat(),  # "done today" starts here, on the county's clock
+        "outlines": outlines,
+        "types": [{"type": t, "label": label} for t, label in
+                  conn.execute("SELECT type, label FROM alert_types ORDER BY label")],
+        "timezone": base.timezone,
+        "live": base.live,
+        "since": int(now.timestamp() * 1_000_000),
+        "ping_every_s": PING_EVERY_S,
+    }
+    return render("field.html", base.timezone, data=data, team=team["properties"])

@@ -6,7 +6,7 @@ opened, dilated and cut into boxes, kept if their area is plausible. A change ov
 the frame (lights, the IR switch, a shaking camera) is no object: the frame is skipped and
 the background relearnt. A box becomes an object only after it has been seen in
 PERSIST_FRAMES consecutive frames, and an object raises one alert per cooldown, not one per
-frame (the grouping of DESIGN §6 then joins repeats into one incident).
+frame (grouping then joins repeats into one incident).
 """
 
 from dataclasses import dataclass, field

@@ -23,7 +23,8 @@ from gridwatch.stats.counts import Window
 router = APIRouter(tags=["maps"])
 viewer = require("viewer")
 COOKIE = "gridwatch_key"
-NEXT = r"^/maps(/.*)?$"  # only our own pages: never a redirect off the site
+NEXT = r"^/(maps(/.*)?|field)$"  # only our own pages: never a redirect off the site
+FIELD = "/field"
 
 
 @router.get("/login", response_class=HTMLResponse, summary="Sign in (browsers): a form for an API key; "
@@ -53,8 +54,13 @@ async def _sign_in(request: Request, key: str, next: str) -> Response:
     principal = await run_in_threadpool(request.app.state.keys.verify, key)
     if principal is None:
         raise Unauthorized("unknown or revoked API key")
-    if not (principal.at_least("viewer")):
-        raise Forbidden(f"the maps need role viewer or above; key {principal.name!r} has role {principal.role}")
+    if principal.role == "team":  # a team's phone: its own page, whatever was asked for
+        next = FIELD
+    elif not principal.at_least("viewer"):
+        raise Forbidden(f"the maps need role viewer or above (a team's phone: role team); key {principal.name!r} "
+                        f"has role {principal.role}")
+    elif next == FIELD:
+        next = "/maps/"
     response = RedirectResponse(next, status_code=303)
     response.set_cookie(COOKIE, key, httponly=True, samesite="strict", max_age=12 * 3600)
     return response
@@ -82,6 +88,16 @@ async def _page(request: Request, build) -> HTMLResponse:
     page = await run_in_threadpool(run)
     html, status = page if isinstance(page, tuple) else (page, 200)
     return HTMLResponse(html, status_code=status)
+
+
+@router.get("/field", response_class=HTMLResponse, summary="A team's phone: its assignments with the next "
+            "step of each, its position and duty, reports from the field; live")
+async def field(request: Request, principal: Annotated[Principal, Depends(require("viewer", team=True))]
+                ) -> HTMLResponse:
+    if principal.role != "team":
+        raise Forbidden(f"/field is a team's page: sign in with the team's key (key {principal.name!r} has role "
+                        f"{principal.role}; the command room is /maps/)")
+    return await _page(request, lambda conn: pages.field_page(conn, principal.team_id, datetime.now(UTC), _base()))
 
 
 @router.get("/maps", include_in_schema=False, dependencies=[Depends(viewer)])

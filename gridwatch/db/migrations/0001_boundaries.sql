@@ -1,4 +1,4 @@
--- Administrative boundaries: county → township → village/community → grid (DESIGN §4).
+-- Administrative boundaries: county → township → village/community → grid.
 CREATE EXTENSION IF NOT EXISTS postgis;
 
 -- One row per accepted boundary import; the current set is the highest version.
@@ -50,7 +50,7 @@ CREATE INDEX grids_geom_idx ON grids USING gist (geom);
 CREATE INDEX grids_village_idx ON grids (village_code);
 CREATE INDEX grids_township_idx ON grids (township_code);
 
--- The grid holding a point. Border rule (DESIGN §4): of the grids covering the point,
+-- The grid holding a point. Border rule: of the grids covering the point,
 -- the lowest code wins, the same rule as the in-memory index in gridwatch.geo.grid_index.
 CREATE FUNCTION grid_at(pt geometry) RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE AS $$

@@ -1,5 +1,5 @@
--- Cameras, patrol teams, alerts, incidents and their 1-3-1 deadlines (DESIGN §5, §6).
--- county_code is on every big table so it can become the distribution key (DESIGN §2).
+-- Cameras, patrol teams, alerts, incidents and their 1-3-1 deadlines.
+-- county_code is on every big table so it can become the distribution key.
 
 -- Departments a township can "whistle", and the alert types with their grouping window.
 CREATE TABLE departments (

@@ -1,4 +1,4 @@
--- Grouping asks for the open incidents of a type seen lately (DESIGN §6: the type's
+-- Grouping asks for the open incidents of a type seen lately (the type's
 -- window around first-to-last seen); cameras, grids and distance are then checked on
 -- those few rows. The GIN index on camera_ids matched every open incident of a camera,
 -- however old, and grew slower with each one.

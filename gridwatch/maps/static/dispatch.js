@@ -154,6 +154,9 @@
     return api("GET", "/incidents/" + encodeURIComponent(id)).then(function (f) {
       if (current.id !== id) return;
       current.p = f.properties;
+      // a form being filled in (a note, the teams to choose from) is not wiped by a change
+      // elsewhere; the server judges the action against the state it has then
+      if (detail.querySelector("#gw-form form, #gw-form table")) return;
       drawDetail();
     }, function (err) { say(err.detail, true); });
   }
