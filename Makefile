@@ -12,7 +12,7 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 demo: system venv assets db
 	$(BIN)/gridwatch demo load
-	@echo ">> serving on http://127.0.0.1:8000 (open it in a browser, sign in with the key above; API docs: /docs); Ctrl-C stops"
+	@echo ">> serving on http://127.0.0.1:8000 (open it in a browser, sign in with the admin key above; with the team key, a patrol's phone at /field; API docs: /docs); Ctrl-C stops"
 	$(BIN)/gridwatch serve --host 127.0.0.1 --port 8000
 
 test: system venv assets db

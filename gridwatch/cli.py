@@ -246,15 +246,19 @@ app.add_typer(demo_app, name="demo")
 def demo_load(days: Annotated[int, typer.Option(min=0, max=365, help="days of alert history to replay")] = 30) -> None:
     """Load what is missing of the demo county (boundaries, ~500 cameras, patrol teams,
     DAYS days of alerts and incidents replayed through the pipeline) and print the demo
-    admin key. Run again, it keeps what is there."""
+    admin key (and a team key for a patrol's phone). Run again, it keeps what is there."""
     from gridwatch import demo
     from gridwatch.config import database_settings
     from gridwatch.db import connect
     from gridwatch.db.migrate import migrate
 
+    home = database_settings().home.resolve()
     with connect() as conn:
         migrate(conn, progress=say)
-        key = demo.load(conn, database_settings().home.resolve(), days=days, progress=say)
+        key = demo.load(conn, home, days=days, progress=say)
+        phone = demo.team_key(conn, home, progress=say)
+    say(f"a patrol's phone: sign in at /field with the {demo.DEMO_TEAM} team key {phone} "
+        f"(kept in {home / 'demo-team.key'})")
     say("demo admin API key (send as `Authorization: Bearer <key>`):")
     typer.echo(key)
 

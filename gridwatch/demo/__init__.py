@@ -45,18 +45,28 @@ def load(conn: psycopg.Connection, home: Path, days: int = 30, boundaries: Path 
         progress(f"replaying {days} days of alerts through the pipeline")
         n = load_history(conn, index, days, progress)
         progress(f"{n} alerts in the history")
-    return _admin_key(conn, home, progress)
+    return _key(conn, home, "demo-admin.key", "admin", "demo admin", None, progress)
 
 
-def _admin_key(conn: psycopg.Connection, home: Path, progress: Callable[[str], None]) -> str:
-    key_file = home / "demo-admin.key"
+# The demo's phone: the volunteer motorcycle patrol of Agatu, for /field.
+DEMO_TEAM = "AGATU-MOTO"
+
+
+def team_key(conn: psycopg.Connection, home: Path, progress: Callable[[str], None] = lambda _m: None) -> str:
+    """The demo team's key (kept in `home/demo-team.key`, made again only if it no longer works)."""
+    return _key(conn, home, "demo-team.key", "team", "demo Agatu patrol phone", DEMO_TEAM, progress)
+
+
+def _key(conn: psycopg.Connection, home: Path, file: str, role: str, name: str, team: str | None,
+         progress: Callable[[str], None]) -> str:
+    key_file = home / file
     if key_file.exists():
         key = key_file.read_text().strip()
         if key_valid(conn, key):
             return key
-    _, key = create_key(conn, "admin", "demo admin")
+    _, key = create_key(conn, role, name, team)
     home.mkdir(parents=True, exist_ok=True)
     key_file.write_text(key + "\n")
     key_file.chmod(0o600)
-    progress(f"created a demo admin key ({key_file})")
+    progress(f"created a demo {role} key ({key_file})")
     return key
