@@ -58,6 +58,7 @@ bench: system venv assets db
 	$(BIN)/python bench/ingest_batch.py
 	$(BIN)/python bench/heatmap.py
 	$(BIN)/python bench/video.py
+	$(BIN)/python bench/command_room.py
 
 clean:
 	-$(BIN)/gridwatch db stop

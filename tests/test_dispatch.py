@@ -334,3 +334,24 @@ def test_fires_reported_at_once_send_each_team_once(client, keys, db_url):
     _consistent(db_url)
     for r in got:
         do(client, keys, r.json()["id"], "cancel")
+
+
+def test_an_admin_chooses_which_types_are_dispatched_at_once(client, keys):
+    types = {t["type"]: t for t in client.get("/alert-types", headers=auth(keys["viewer"])).json()["types"]}
+    assert types["fire_smoke"]["auto_dispatch"] and not types["livestock_on_road"]["auto_dispatch"]
+    assert types["fire_smoke"]["label"] == "Fire or smoke" and types["fire_smoke"]["window_s"] == 900
+    r = client.patch("/alert-types/livestock_on_road", json={"auto_dispatch": True}, headers=auth(keys["dispatcher"]))
+    assert r.status_code == 403
+    r = client.patch("/alert-types/livestock", json={"auto_dispatch": True}, headers=auth(keys["admin"]))
+    assert r.status_code == 422 and "livestock_on_road" in r.json()["detail"]
+    assert client.patch("/alert-types/livestock_on_road", json={"auto_dispatch": "yes"},
+                        headers=auth(keys["admin"])).status_code == 422
+    r = client.patch("/alert-types/livestock_on_road", json={"auto_dispatch": True}, headers=auth(keys["admin"]))
+    assert r.status_code == 200 and r.json()["auto_dispatch"]
+    try:
+        created = new_incident(client, keys, type_="livestock_on_road", camera="CAM-0070")
+        props = client.get(f"/incidents/{created['incident_id']}", headers=auth(keys["viewer"])).json()["properties"]
+        assert props["status"] == "dispatched" and props["history"][-1]["actor"] == "auto-dispatch"
+        do(client, keys, created["incident_id"], "cancel")
+    finally:
+        client.patch("/alert-types/livestock_on_road", json={"auto_dispatch": False}, headers=auth(keys["admin"]))

@@ -16,25 +16,22 @@ from gridwatch.api.auth import create_key
 
 
 def listen(url: str, key: str, out: queue.Queue, stop: threading.Event) -> None:
+    """Every event of the stream as (event, data), after ("status", code, content type), until `stop`."""
     try:
-        _listen(url, key, out, stop)
+        with httpx.Client(timeout=httpx.Timeout(5, read=30)) as client, \
+                client.stream("GET", url + "/incidents/stream", headers=auth(key)) as response:
+            out.put(("status", response.status_code, response.headers.get("content-type")))
+            event = None
+            for line in response.iter_lines():
+                if stop.is_set():
+                    return
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: "):
+                    out.put((event, orjson.loads(line[6:])))
     except httpx.HTTPError:
         if not stop.is_set():  # the server going away at the end of the test is expected
             raise
-
-
-def _listen(url: str, key: str, out: queue.Queue, stop: threading.Event) -> None:
-    with httpx.Client(timeout=httpx.Timeout(5, read=30)) as client, \
-            client.stream("GET", url + "/incidents/stream", headers=auth(key)) as response:
-        out.put(("status", response.status_code, response.headers.get("content-type")))
-        event = None
-        for line in response.iter_lines():
-            if stop.is_set():
-                return
-            if line.startswith("event: "):
-                event = line[7:]
-            elif line.startswith("data: ") and event == "incident":
-                out.put(("incident", orjson.loads(line[6:])))
 
 
 def wait_for(out: queue.Queue, match, timeout: float = 10.0):
@@ -155,25 +152,6 @@ def test_alerts_outside_every_grid_are_announced(db_url, keys):
         server.stop()
 
 
-def collect(url: str, key: str, out: queue.Queue, stop: threading.Event) -> None:
-    """Every event of the stream as (event, data) until `stop`."""
-    try:
-        with httpx.Client(timeout=httpx.Timeout(5, read=30)) as client, \
-                client.stream("GET", url + "/incidents/stream", headers=auth(key)) as response:
-            out.put(("status", response.status_code))
-            event = None
-            for line in response.iter_lines():
-                if stop.is_set():
-                    return
-                if line.startswith("event: "):
-                    event = line[7:]
-                elif line.startswith("data: "):
-                    out.put((event, orjson.loads(line[6:])))
-    except httpx.HTTPError:
-        if not stop.is_set():
-            raise
-
-
 def drain(out: queue.Queue, until, timeout: float = 10.0) -> list:
     """Events from `out` up to and including the first for which `until(event, data)` holds."""
     seen, deadline = [], time.monotonic() + timeout
@@ -195,8 +173,8 @@ def test_teams_are_live_and_a_team_key_hears_only_its_own(db_url, keys):
     stop = threading.Event()
     room, phone = queue.Queue(), queue.Queue()
     for out, key in ((room, keys["viewer"]), (phone, team_key)):
-        threading.Thread(target=collect, args=(server.url, key, out, stop), daemon=True).start()
-        assert out.get(timeout=10) == ("status", 200)
+        threading.Thread(target=listen, args=(server.url, key, out, stop), daemon=True).start()
+        assert out.get(timeout=10)[:2] == ("status", 200)
     time.sleep(0.5)
 
     def incident(camera: str, lon: float) -> int:

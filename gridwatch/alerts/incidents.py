@@ -19,6 +19,8 @@ FEEDBACK_WITHIN = timedelta(days=1)
 # Where an incident's life ends: nothing more is done, nothing more is due.
 FINISHED = ("closed", "false_alarm", "cancelled")
 STATUSES = (*OPEN, "resolved", *FINISHED)
+# Where an incident comes from: a camera's alerts, or a report from the field.
+ORIGINS = ("camera", "field")
 
 
 @dataclass(frozen=True)

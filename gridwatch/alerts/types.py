@@ -43,3 +43,22 @@ def known_type(conn: psycopg.Connection, type_: str | None) -> str | None:
         raise BadInput(f"type: unknown alert type {type_!r}; one of {', '.join(sorted(type_windows(conn)))}",
                        errors=[{"field": "type", "message": "unknown alert type", "input": type_}])
     return type_
+
+
+def type_list(conn: psycopg.Connection) -> list[dict]:
+    """Every alert type with its label, grouping window, default departments and whether its
+    new incidents are dispatched at once."""
+    rows = conn.execute("SELECT type, label, window_s, departments, auto_dispatch FROM alert_types ORDER BY type")
+    return [{"type": t, "label": label, "window_s": window, "departments": deps, "auto_dispatch": auto}
+            for t, label, window, deps, auto in rows]
+
+
+def set_auto_dispatch(conn: psycopg.Connection, type_: str, on: bool) -> dict:
+    """Dispatch the new incidents of `type_` at once (or not); returns the type. Other
+    processes see it within TTL_S. Raises BadInput for an unknown type."""
+    global _cache
+    if conn.execute("UPDATE alert_types SET auto_dispatch = %s WHERE type = %s RETURNING type",
+                    [on, type_]).fetchone() is None:
+        known_type(conn, type_)
+    _cache = None
+    return next(t for t in type_list(conn) if t["type"] == type_)

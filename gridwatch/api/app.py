@@ -21,7 +21,7 @@ from gridwatch.api import errors
 from gridwatch.api.auth import AuditLog, KeyStore
 from gridwatch.api.ingest_queue import IngestQueue
 from gridwatch.api.live import LiveFeed
-from gridwatch.api.routers import admin, alerts, cameras, grids, health, incidents, maps, patrols, stats
+from gridwatch.api.routers import admin, alerts, cameras, grids, health, incidents, maps, patrols, stats, types
 from gridwatch.config import ApiSettings, DatabaseSettings, api_settings, database_settings
 from gridwatch.db import database_url, open_pool
 from gridwatch.db.changes import Changes
@@ -164,7 +164,7 @@ def create_app(db: DatabaseSettings | None = None, api: ApiSettings | None = Non
                               "Send `Authorization: Bearer <key>` on every call but /health and the docs.")
     errors.install(app)
     for router in (health.router, grids.hot_router, grids.router, cameras.router, alerts.router, incidents.router,
-                   patrols.router, stats.router, maps.router, admin.router):
+                   patrols.router, stats.router, types.router, maps.router, admin.router):
         app.include_router(router)
     if not assets_present():
         log.warning("map assets are missing: run `make assets` (python -m gridwatch.maps.assets)")

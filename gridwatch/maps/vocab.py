@@ -4,7 +4,7 @@ uses. Templates get them once, as JSON (`vocab()`); the scripts read them from t
 
 from gridwatch.alerts.deadlines import LEVELS
 from gridwatch.alerts.grouping import OPEN
-from gridwatch.alerts.incidents import ACTIONS, FINISHED, STATUSES
+from gridwatch.alerts.incidents import ACTIONS, FINISHED, ORIGINS, STATUSES
 from gridwatch.api.auth import ROLES
 
 # An incident's deadline state on the map, most urgent first: (key, colour, legend label).
@@ -41,6 +41,7 @@ def vocab() -> dict:
         "statuses": list(STATUSES),
         "open": list(OPEN),
         "finished": list(FINISHED),
+        "origins": list(ORIGINS),
         "shown_when_overdue": list(SHOWN_WHEN_OVERDUE),
         "levels": list(LEVELS),
         "deadline_states": [{"key": k, "colour": c, "label": label} for k, c, label in DEADLINE_STATES],

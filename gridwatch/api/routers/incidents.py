@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from gridwatch.alerts import assignments, deadlines, photos, queue
-from gridwatch.alerts.incidents import ACTIONS, STATUSES, act, incident_collection, incident_detail
+from gridwatch.alerts.incidents import ACTIONS, ORIGINS, STATUSES, act, incident_collection, incident_detail
 from gridwatch.api.auth import Principal, actor, authenticate, require
 from gridwatch.api.deps import db, json_response
 from gridwatch.api.params import Page, TimeWindow, page_query, type_query, window_query
@@ -90,7 +90,7 @@ def list_incidents(conn: Conn, window: Annotated[TimeWindow, Depends(window_quer
                    grid: str | None = None, township: str | None = None,
                    type: Annotated[str | None, Depends(type_query)] = None,
                    overdue: Annotated[bool | None, Query(description="only (or, false: no) late ones")] = None,
-                   origin: Annotated[Literal["camera", "field"] | None,
+                   origin: Annotated[Literal[ORIGINS] | None,
                                      Query(description="camera (from alerts) or field (reported by a team)")] = None,
                    sort: Annotated[Literal["last_seen", "due"], Query(
                        description="last_seen: newest activity first; due: the most urgent deadline first")

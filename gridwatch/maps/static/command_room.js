@@ -87,7 +87,8 @@
 
   function tooltip(p) {
     var next = pending(p).sort(function (a, b) { return Date.parse(a[1]) - Date.parse(b[1]); })[0];
-    return esc(p.type) + " · " + esc(p.status.replace(/_/g, " ")) + " · " + esc(p.alert_count) + " alert(s)" +
+    return esc(p.type) + " · " + esc(p.status.replace(/_/g, " ")) + " · " +
+      (p.origin === v.origins[1] ? "reported from the field" : esc(p.alert_count) + " alert(s)") +
       "<br>team " + team(p.team_id) + (next ? "<br>" + esc(next[0]) + " " + esc(gw.due(next[1])) : "");
   }
 
@@ -96,9 +97,12 @@
     if (old) { layer.removeLayer(old.marker); delete incidents[p.id]; }
     var s = state(p, now);
     if (!shown(p, s)) return;
+    // a report from the field has a dashed ring (no alerts to size it by)
+    var field = p.origin === v.origins[1];
     var m = L.circleMarker([p.lat, p.lon], {
-      radius: 5 + Math.min(7, p.alert_count), color: "#222", weight: 1, fillColor: COLOURS[s], fillOpacity: 0.9,
-      pane: "gw-" + s, className: "gw-incident gw-" + s + (OPEN[p.status] ? "" : " gw-" + p.status)});
+      radius: 5 + Math.min(7, p.alert_count), color: "#222", weight: field ? 2 : 1, dashArray: field ? "3 2" : null,
+      fillColor: COLOURS[s], fillOpacity: 0.9, pane: "gw-" + s,
+      className: "gw-incident gw-" + s + (OPEN[p.status] ? "" : " gw-" + p.status) + (field ? " gw-field" : "")});
     m.bindTooltip(function () { return tooltip(p); });
     m.bindPopup(function () { return popup(p); });
     // a click opens the incident in the side panel (which says all the popup would, and acts)

@@ -63,12 +63,13 @@
   });
 
   // -- the queue ------------------------------------------------------------------------
-  var filters = {township: "", type: "", status: ""};
+  var filters = {township: "", type: "", status: "", origin: ""};
   list.innerHTML =
     '<form class="gw-filters">' +
     select("township", "whole county", data.townships) +
     select("type", "all types", data.types.map(function (t) { return [t.type, t.label]; })) +
     select("status", "open and late", v.open.concat(v.shown_when_overdue).map(function (s) { return [s, words(s)]; })) +
+    select("origin", "cameras and field", v.origins.map(function (o) { return [o, "from the " + o]; })) +
     '</form><div class="gw-rows" id="gw-incident-rows"></div><h3 id="gw-queue-title"></h3>' +
     '<div class="gw-rows" id="gw-alert-rows"></div>';
   function select(name, all, options) {
@@ -93,7 +94,8 @@
     var rows = Object.keys(room.incidents.all).map(function (id) { return room.incidents.all[id].p; })
       .filter(function (p) {
         return (!filters.township || p.township_code === filters.township) &&
-          (!filters.type || p.type === filters.type) && (!filters.status || p.status === filters.status);
+          (!filters.type || p.type === filters.type) && (!filters.status || p.status === filters.status) &&
+          (!filters.origin || p.origin === filters.origin);
       })
       .sort(function (a, b) {
         var x = a.next_due ? Date.parse(a.next_due) : Infinity, y = b.next_due ? Date.parse(b.next_due) : Infinity;
@@ -104,7 +106,7 @@
       var g = room.grids.byCode[p.grid_code];
       return '<button type="button" class="gw-row' + (p.id === current.id ? " on" : "") + '" data-incident="' +
         esc(p.id) + '">' + deadlineBadge(p, now) + " <b>" + esc(label(p.type)) + "</b> · " + esc(words(p.status)) +
-        (p.origin === "field" ? " · field report" : "") + "<br><small>" +
+        (p.origin === v.origins[1] ? " · field report" : "") + "<br><small>" +
         esc(g ? g.properties.name : p.grid_code) + " · " + esc(p.team_id ? teamName(p.team_id) : "no team") +
         (p.team_suggested ? " (suggested)" : "") + "</small></button>";
     }).join("") + (rows.length > shown.length ?
@@ -194,7 +196,7 @@
     html.push('<p class="gw-message' + (current.message && current.message.bad ? " gw-bad" : "") +
               '" role="alert"' + (current.message ? "" : " hidden") + ">" +
               esc(current.message ? current.message.text : "") + "</p>");
-    html.push('<p>Incident ' + esc(p.id) + (p.origin === "field" ? " · reported from the field" : " · from cameras") +
+    html.push('<p>Incident ' + esc(p.id) + (p.origin === v.origins[1] ? " · reported from the field" : " · from cameras") +
       '<br>Grid <a href="/maps/grids/' + encodeURIComponent(p.grid_code) + '">' + esc(p.grid_name) + " (" +
       esc(p.grid_code) + ")</a><br>" + esc(p.village_name) + ", " + esc(p.township_name) +
       "<br>First seen " + esc(time(p.first_seen)) + ", last " + esc(time(p.last_seen)) + " · " +

@@ -102,7 +102,7 @@
     return '<article class="gf-card' + (fresh ? " gf-new" : "") + '" data-incident="' + esc(p.id) + '">' +
       "<h3>" + esc(label(p.type)) + ' <span class="gf-status">' + esc(words(p.status)) + "</span></h3>" +
       "<p>" + esc(p.grid_name) + " · " + esc(p.village_name) + ", " + esc(p.township_name) +
-      (p.origin === "field" ? " · field report" : "") + "</p>" +
+      (p.origin === v.origins[1] ? " · field report" : "") + "</p>" +
       "<p>" + [dueText("contact", p.contact_due, p.contacted_at), dueText("resolve", p.resolve_due, p.resolved_at)]
         .filter(Boolean).join(" · ") + "</p>" +
       '<div class="gf-steps">' + buttons + '</div><div class="gf-step-form"></div>' +
