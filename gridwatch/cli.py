@@ -7,6 +7,7 @@ from typing import Annotated
 
 import httpx
 import psycopg
+import pydantic
 import typer
 
 from gridwatch.errors import GridwatchError
@@ -38,6 +39,11 @@ def command(typer_app: typer.Typer, *args, **kwargs):
                 where = getattr(getattr(exc, "request", None), "url", "the server")
                 typer.echo(f"error: cannot reach {where}: {exc} (is the server running? check --url)", err=True)
                 raise typer.Exit(1) from None
+            except pydantic.ValidationError as exc:  # a setting or option that cannot be used
+                what = "; ".join((f"{'.'.join(map(str, e['loc']))}: " if e["loc"] else "") +
+                                 e["msg"].removeprefix("Value error, ") for e in exc.errors())
+                typer.echo(f"error: {what}", err=True)
+                raise typer.Exit(2) from None
             except psycopg.OperationalError as exc:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 typer.echo(f"error: database unavailable: {first} (is it running? `gridwatch db start`)", err=True)
@@ -214,8 +220,11 @@ def serve(
     host: Annotated[str | None, typer.Option(help="address to listen on [GRIDWATCH_HOST, 127.0.0.1]")] = None,
     port: Annotated[int | None, typer.Option(help="port [GRIDWATCH_PORT, 8000]")] = None,
     workers: Annotated[int | None, typer.Option(help="worker processes [GRIDWATCH_WORKERS, 1]")] = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="HTTPS: the certificate, PEM [GRIDWATCH_TLS_CERT]")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="HTTPS: its private key, PEM [GRIDWATCH_TLS_KEY]")] = None,
 ) -> None:
-    """Serve the API and the maps until Ctrl-C (the database must be running and migrated)."""
+    """Serve the API and the maps until Ctrl-C (the database must be running and migrated);
+    over HTTPS with a certificate and key (phones give /field their position only so)."""
     import logging
 
     import uvicorn
@@ -225,6 +234,9 @@ def serve(
     from gridwatch.db.migrate import pending
 
     settings = api_settings()
+    if tls_cert or tls_key:
+        # checked as the settings check the variables: both files, readable
+        settings = settings.model_validate({**settings.model_dump(), "tls_cert": tls_cert, "tls_key": tls_key})
     with connect() as conn:
         if pending(conn):
             from gridwatch.errors import BadInput
@@ -233,7 +245,9 @@ def serve(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run("gridwatch.api.app:create_app", factory=True, host=host or settings.host,
                 port=port or settings.port, workers=workers or settings.workers, log_level="info",
-                access_log=False, timeout_graceful_shutdown=5)
+                access_log=False, timeout_graceful_shutdown=5,
+                ssl_certfile=settings.tls_cert and str(settings.tls_cert),
+                ssl_keyfile=settings.tls_key and str(settings.tls_key))
 
 
 # -- demo ---------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ A wrong value fails when the settings are first read (start-up), naming the vari
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, FilePath, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -44,6 +44,17 @@ class ApiSettings(BaseSettings):
     # Base map tiles for the pages, e.g. a local tile server's {z}/{x}/{y} URL; none: outlines only.
     tile_url: str | None = None
     tile_attribution: str = ""
+    # HTTPS: a certificate (chain) and its private key, PEM files. Phones give /field their
+    # position only over HTTPS (or on loopback), so a county serving phones sets both, or puts
+    # a TLS proxy in front.
+    tls_cert: FilePath | None = None
+    tls_key: FilePath | None = None
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> "ApiSettings":
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("GRIDWATCH_TLS_CERT and GRIDWATCH_TLS_KEY go together: set both, or neither")
+        return self
 
 
 @lru_cache

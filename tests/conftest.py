@@ -120,9 +120,9 @@ class Server:
 
     def __init__(self, db_url: str, workers: int = 1, env: dict | None = None) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "GRIDWATCH_DATABASE_URL": db_url, "GRIDWATCH_BOUNDARY_POLL_S": "1",
                     **(env or {})}
+        self.url = f"{'https' if 'GRIDWATCH_TLS_CERT' in self.env else 'http'}://127.0.0.1:{self.port}"
         self.workers = workers
         self.proc: subprocess.Popen | None = None
 
@@ -133,7 +133,7 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                if httpx.get(self.url + "/health", timeout=1, verify=False).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass

@@ -7,10 +7,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import cv2
+import httpx
 import numpy as np
 import psycopg
 import pytest
-from conftest import GRIDWATCH, auth
+from conftest import GRIDWATCH, Server, auth
 
 from gridwatch.alerts.retention import purge
 from gridwatch.api.auth import create_key
@@ -269,3 +270,28 @@ def test_a_photo_from_the_scene_is_stored_without_its_metadata(client, keys, tea
         assert conn.execute("SELECT count(*) FROM incident_photos WHERE incident_id = %s", [iid]).fetchone()[0] == 1
         assert purge(conn, datetime.now(UTC) + timedelta(days=400))["incident_photos"] >= 1
         assert conn.execute("SELECT count(*) FROM incident_photos").fetchone()[0] == 0
+
+
+def test_served_over_https_for_phones(db_url, tmp_path):
+    """Phones give a page their position only over HTTPS (or on loopback): serve takes a
+    certificate and its key."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    server = Server(db_url, env={"GRIDWATCH_TLS_CERT": str(cert), "GRIDWATCH_TLS_KEY": str(key)}).start()
+    try:
+        assert server.url.startswith("https://")
+        r = httpx.get(server.url + "/health", verify=str(cert))
+        assert r.status_code == 200 and r.json()["status"] == "ok"
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(server.url.replace("https://", "http://") + "/health", timeout=3)
+    finally:
+        server.stop()
+    env = {"GRIDWATCH_DATABASE_URL": db_url, "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([GRIDWATCH, "serve", "--tls-cert", str(cert)], capture_output=True, text=True, env=env)
+    assert done.returncode == 2 and done.stderr.strip() == (
+        "error: GRIDWATCH_TLS_CERT and GRIDWATCH_TLS_KEY go together: set both, or neither")
+    done = subprocess.run([GRIDWATCH, "serve", "--tls-cert", str(tmp_path / "none.pem"), "--tls-key", str(key)],
+                          capture_output=True, text=True, env=env)
+    assert done.returncode == 2 and "tls_cert: Path does not point to a file" in done.stderr
