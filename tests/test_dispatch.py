@@ -115,6 +115,7 @@ def test_recommendations_put_busy_teams_after_available_ones_and_say_with_what(c
         assert [c["status"] for c in ranked][:2] == ["available", "available"]
         assert {c["team_id"] for c in ranked[:2]} == {"POLICE-2", "POLICE-3"}
         busy = next(c for c in ranked if c["team_id"] == "POLICE-1")
+        assert busy["needs_override"] and not ranked[0]["needs_override"]
         assert busy["status"] == "busy" and busy["busy_with"] == [iid]
         assert busy["reason"].startswith(f"busy with incident {iid}")
         assert not set(off) & {c["team_id"] for c in ranked} and body["none_available"] is None
@@ -355,3 +356,23 @@ def test_an_admin_chooses_which_types_are_dispatched_at_once(client, keys):
         do(client, keys, created["incident_id"], "cancel")
     finally:
         client.patch("/alert-types/livestock_on_road", json={"auto_dispatch": False}, headers=auth(keys["admin"]))
+
+
+def test_responsible_teams_are_offered_even_when_busy(client, keys, db_url):
+    iid = new_incident(client, keys, type_="illegal_dumping", lon=101.22, lat=37.03, camera="CAM-0080")["incident_id"]
+    first = client.get("/patrols/recommend", params={"incident": iid}, headers=auth(keys["viewer"])).json()
+    responsible = [c["team_id"] for c in first["candidates"] if c["responsible"]]
+    assert responsible
+    other = new_incident(client, keys, type_="road_obstruction", lon=101.0, lat=36.93, camera="CAM-0081")
+    for team in responsible:  # each sent elsewhere: busy, ranked after every available team
+        do(client, keys, other["incident_id"], "dispatch", team_id=team, override=True)
+    with psycopg.connect(db_url) as conn:
+        conn.execute("UPDATE teams SET status = 'busy' WHERE id = ANY(%s)", [responsible])
+    ranked = client.get("/patrols/recommend", params={"incident": iid, "limit": 3},
+                        headers=auth(keys["viewer"])).json()["candidates"]
+    assert [c["status"] for c in ranked[:3]] == ["available"] * 3
+    assert set(responsible) <= {c["team_id"] for c in ranked[3:] if c["status"] == "busy"}
+    with psycopg.connect(db_url) as conn:
+        conn.execute("UPDATE teams SET status = 'available' WHERE id = ANY(%s)", [responsible])
+    do(client, keys, iid, "cancel")
+    do(client, keys, other["incident_id"], "cancel")

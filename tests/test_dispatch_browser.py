@@ -92,7 +92,8 @@ def test_the_whole_loop_from_alert_to_resolved(server, browser, keys, team_key, 
         assert "available" in row.inner_text()
         shot(room.page, "dispatch-panel.png")
         row.locator("button").click()
-        room.page.wait_for_selector("#gw-detail .gw-message:has-text('Dispatch: done')")
+        room.page.wait_for_selector(f"#gw-detail .gw-message:has-text('Sent Agatu volunteer motorcycle patrol "
+                                    f"({TEAM})')")
         room_status(room.page, iid, "dispatched")
         team_marker(room.page, "busy")
 
@@ -121,8 +122,16 @@ def test_the_whole_loop_from_alert_to_resolved(server, browser, keys, team_key, 
         room.page.wait_for_selector("#gw-detail .gw-thumbs img", timeout=LIVE_S * 1000)
         detail = room.page.inner_text("#gw-detail")
         assert "resolved" in detail and "contact: met" in detail and "tree cut up" in detail
-        # the phone's finished list, with feedback still to give
+        # the panel offers feedback, not closing (feedback comes first); the queue finds it among the resolved
+        offered = room.page.eval_on_selector_all("#gw-detail button[data-action]",
+                                                 "bs => bs.map(b => b.getAttribute('data-action'))")
+        assert "feedback" in offered and "close" not in offered
+        room.page.click(".gw-tabs button[data-tab=list]")
+        room.page.select_option("#gw-list select[name=status]", "resolved")
+        room.page.locator(f"#gw-incident-rows [data-incident='{iid}']").wait_for(timeout=LIVE_S * 1000)
+        # the phone: the card has left "now" for the finished list, with feedback still to give
         phone.page.locator(f"#gf-done [data-incident='{iid}'] button[data-step=feedback]").wait_for()
+        assert phone.page.locator(f"#gf-assignments [data-incident='{iid}']").count() == 0
         props = httpx.get(f"{server.url}/incidents/{iid}", headers=auth(keys["viewer"])).json()["properties"]
         assert props["contact_state"] == "met" and props["status"] == "resolved" and len(props["photos"]) == 1
         [a] = props["assignments"]

@@ -81,7 +81,9 @@ class TeamBoard:
     def recommend(self, lon: float, lat: float, grid_code: str | None, limit: int = 10
                   ) -> tuple[list[Candidate], str | None]:
         """Teams best first: the available ones (responsible for the grid, then by ETA),
-        then the busy ones in the same order. With none available, also the reason why."""
+        then the busy ones in the same order; the first `limit`, and the teams responsible
+        for the grid wherever they rank (a dispatcher may want to send them all the same).
+        With none available, also the reason why."""
         candidates: list[Candidate] = []
         for status in ("available", "busy"):
             teams = np.flatnonzero(self.status == status)
@@ -91,10 +93,11 @@ class TeamBoard:
             order = np.lexsort((eta[0], ~responsible[0]))
             candidates += [self._candidate(int(teams[k]), bool(responsible[0, k]), grid_code, distance[0, k],
                                            eta[0, k]) for k in order]
-        if not candidates or candidates[0].status != "available":
-            return candidates[:limit], self.none_reason()
-        candidates[0] = self._note_responsible(candidates[0], grid_code)
-        return candidates[:limit], None
+        shown = candidates[:limit] + [c for c in candidates[limit:] if c.responsible]
+        if not shown or shown[0].status != "available":
+            return shown, self.none_reason()
+        shown[0] = self._note_responsible(shown[0], grid_code)
+        return shown, None
 
     def best(self, lon: float, lat: float, grid_code: str | None, taken: frozenset[str] = frozenset()
              ) -> Candidate | None:

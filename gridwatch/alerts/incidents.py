@@ -30,6 +30,8 @@ class Action:
     role: str  # the least role that may take it
     note_required: bool = False
     team: bool = False  # a team key may take it on its own assignment
+    # besides the status: feedback is given once, and before closing (the pages offer it so too)
+    feedback_given: bool | None = None
 
 
 ACTIONS = {
@@ -37,8 +39,8 @@ ACTIONS = {
     "acknowledge": Action(("dispatched",), "acknowledged", "operator", team=True),
     "on_scene": Action(("dispatched", "acknowledged"), "on_scene", "operator", team=True),
     "resolve": Action(("on_scene",), "resolved", "operator", note_required=True, team=True),
-    "feedback": Action(("resolved",), "resolved", "operator", note_required=True, team=True),
-    "close": Action(("resolved",), "closed", "dispatcher"),
+    "feedback": Action(("resolved",), "resolved", "operator", note_required=True, team=True, feedback_given=False),
+    "close": Action(("resolved",), "closed", "dispatcher", feedback_given=True),
     "false_alarm": Action(OPEN, "false_alarm", "dispatcher", note_required=True),
     "cancel": Action(("new", "dispatched", "acknowledged"), "cancelled", "dispatcher"),
 }
@@ -230,13 +232,13 @@ def act(conn: psycopg.Connection, incident_id: int, action: str, actor: str, now
         sets.update(contacted_at=now, contact_state=state("contact", contact_due))
     if action == "resolve":
         sets.update(resolved_at=now, resolve_state=state("resolve", resolve_due), feedback_due=now + FEEDBACK_WITHIN)
-    if action == "feedback":
-        if feedback_at is not None:
-            raise Conflict(f"feedback was already given at {feedback_at.isoformat()}", incident_status=status)
-        sets.update(feedback_at=now, feedback_state=state("feedback", feedback_due))
-    if action == "close" and feedback_at is None:
+    if spec.feedback_given is False and feedback_at is not None:
+        raise Conflict(f"feedback was already given at {feedback_at.isoformat()}", incident_status=status)
+    if spec.feedback_given and feedback_at is None:
         raise Conflict("give feedback first (1-3-1: within a day of resolving), then close", incident_status=status,
                        allowed=["feedback"])
+    if action == "feedback":
+        sets.update(feedback_at=now, feedback_state=state("feedback", feedback_due))
     if action == "close":
         note = _confirm_unreported(conn, incident_id, confirm, actor, note)
     if action in ("close", "false_alarm", "cancel"):

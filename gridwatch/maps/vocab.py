@@ -51,7 +51,8 @@ def vocab() -> dict:
         "unassigned_colour": UNASSIGNED_COLOUR,
         # what each action needs: the statuses it may start from, the least role, a note
         "actions": [{"name": name, "path": name.replace("_", "-"), "label": name.replace("_", " ").capitalize(),
-                     "from": list(a.allowed_from), "role": a.role, "note": a.note_required, "team": a.team}
+                     "from": list(a.allowed_from), "role": a.role, "note": a.note_required, "team": a.team,
+                     "feedback_given": a.feedback_given}
                     for name, a in ACTIONS.items()],
         "roles": list(ROLES),
     }

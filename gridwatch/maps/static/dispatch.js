@@ -23,7 +23,10 @@
   function may(role) { return rank(me.role) >= rank(role); }
   // what this key may do with an incident in this state (the server checks again)
   function offered(p) {
-    return v.actions.filter(function (a) { return a.from.indexOf(p.status) >= 0 && may(a.role); });
+    return v.actions.filter(function (a) {
+      return a.from.indexOf(p.status) >= 0 && may(a.role) &&
+        (a.feedback_given === null || a.feedback_given === !!p.feedback_at);
+    });
   }
   function label(type) { return TYPES[type] ? TYPES[type].label : type; }
   function words(s) { return String(s || "").replace(/_/g, " "); }
@@ -46,6 +49,15 @@
 
   // -- the frame: the queue, and one incident or alert --------------------------------------
   side.hidden = false;
+  // the panel took the map's right side: fit the county into what is left
+  var county = room.map.getBounds();
+  room.map.invalidateSize();
+  room.map.fitBounds(county);
+  var ring = L.circleMarker([0, 0], {radius: 16, color: "#1f4e79", weight: 3, fill: false, interactive: false});
+  function mark(latlng) {  // which marker the panel shows
+    ring.setLatLng(latlng);
+    if (!room.map.hasLayer(ring)) ring.addTo(room.map);
+  }
   side.innerHTML =
     '<nav class="gw-tabs"><button type="button" data-tab="list" class="on">Queue</button>' +
     '<button type="button" data-tab="detail" disabled>Incident</button>' +
@@ -68,7 +80,9 @@
     '<form class="gw-filters">' +
     select("township", "whole county", data.townships) +
     select("type", "all types", data.types.map(function (t) { return [t.type, t.label]; })) +
-    select("status", "open and late", v.open.concat(v.shown_when_overdue).map(function (s) { return [s, words(s)]; })) +
+    select("status", "open and late", v.open.concat(v.shown_when_overdue).map(function (s) {
+      return [s, OPEN[s] ? words(s) : words(s) + " (feedback, close)"];
+    })) +
     select("origin", "cameras and field", v.origins.map(function (o) { return [o, "from the " + o]; })) +
     '</form><div class="gw-rows" id="gw-incident-rows"></div><h3 id="gw-queue-title"></h3>' +
     '<div class="gw-rows" id="gw-alert-rows"></div>';
@@ -79,7 +93,7 @@
   }
   list.querySelector("form").addEventListener("change", function (e) {
     filters[e.target.name] = e.target.value;
-    drawList();
+    refreshList();
   });
 
   function deadlineBadge(p, now) {
@@ -89,9 +103,25 @@
       esc(gw.due(p.next_due, now)) + "</span>";
   }
 
+  // resolved incidents are on the map only while their feedback is late; the queue asks the
+  // API for all of them (feedback to give, or to close), the most urgent first
+  var resolved = [];
+  function fetchResolved() {
+    var q = "/incidents?sort=due&limit=" + LIST_ROWS + "&status=" + encodeURIComponent(filters.status) +
+      (filters.township ? "&township=" + encodeURIComponent(filters.township) : "") +
+      (filters.type ? "&type=" + encodeURIComponent(filters.type) : "") +
+      (filters.origin ? "&origin=" + encodeURIComponent(filters.origin) : "");
+    api("GET", q).then(function (fc) {
+      resolved = fc.features.map(function (f) { return f.properties; });
+      drawList();
+    }, function (err) { say(err.detail, true); });
+  }
+
   function drawList() {
     var now = Date.now();
-    var rows = Object.keys(room.incidents.all).map(function (id) { return room.incidents.all[id].p; })
+    var shownHere = !filters.status || OPEN[filters.status];
+    var rows = (shownHere ? Object.keys(room.incidents.all).map(function (id) { return room.incidents.all[id].p; })
+                          : resolved)
       .filter(function (p) {
         return (!filters.township || p.township_code === filters.township) &&
           (!filters.type || p.type === filters.type) && (!filters.status || p.status === filters.status) &&
@@ -118,7 +148,7 @@
       var p = f.properties;
       return '<button type="button" class="gw-row" data-alert="' + esc(f.id) + '"><b>' + esc(label(p.type)) +
         "</b> · camera " + esc(p.camera_id) + "<br><small>" + esc(time(p.occurred_at)) + " · nearest grid " +
-        esc(p.nearest_grid_code) + "</small></button>";
+        esc(gridName(p.nearest_grid_code)) + "</small></button>";
     }).join("");
   }
 
@@ -130,6 +160,11 @@
       return String(f.id) === row.getAttribute("data-alert");
     })[0]);
   });
+
+  function gridName(code) {
+    var g = room.grids.byCode[code];
+    return g ? g.properties.name + " (" + code + ")" : code;
+  }
 
   function teamName(id) {
     var t = data.teams.filter(function (x) { return x.id === id; })[0];
@@ -146,7 +181,10 @@
     tab("detail");
     detail.innerHTML = "<p>loading incident " + esc(id) + " …</p>";
     var drawn = room.incidents.all[id];
-    if (pan && drawn) room.map.panTo(drawn.marker.getLatLng());
+    if (drawn) {
+      mark(drawn.marker.getLatLng());
+      if (pan) room.map.panTo(drawn.marker.getLatLng());
+    }
     reload();
     drawList();
   }
@@ -156,6 +194,7 @@
     return api("GET", "/incidents/" + encodeURIComponent(id)).then(function (f) {
       if (current.id !== id) return;
       current.p = f.properties;
+      if (current.message && !current.message.bad) current.message = null;  // what was done is now shown
       // a form being filled in (a note, the teams to choose from) is not wiped by a change
       // elsewhere; the server judges the action against the state it has then
       if (detail.querySelector("#gw-form form, #gw-form table")) return;
@@ -228,6 +267,7 @@
     html.push(departmentsHtml(p));
     html.push("<h3>History</h3><table class=\"gw-history\">" + p.history.map(function (h) {
       return "<tr><td>" + esc(time(h.at)) + "</td><td>" + esc(h.actor) + "</td><td>" + esc(words(h.action)) +
+        (h.team_id && h.action === "dispatch" ? "<br><small>to " + esc(teamName(h.team_id)) + "</small>" : "") +
         (h.from !== h.to && h.to ? "<br><small>" + esc(words(h.from || "")) + " → " + esc(words(h.to)) + "</small>" :
          "") + "</td><td>" + esc(h.note || "") + "</td></tr>";
     }).join("") + "</table>");
@@ -250,7 +290,9 @@
   function departmentsHtml(p) {
     if (!p.departments.length) return "";
     return "<h3>Whistled departments</h3><ul class=\"gw-departments\">" + p.departments.map(function (d) {
-      var cls = d.state === "missed" ? "overdue" : d.state === "met" ? "ontime" : "soon";
+      var left = Date.parse(d.due_at) - Date.now();
+      var cls = d.state === "missed" || (!d.reported_at && left < 0) ? "overdue" :
+        d.reported_at || left >= v.soon_s * 1000 ? "ontime" : "soon";
       return "<li>" + esc(d.name) + ': <span class="gw-' + cls + '">' +
         esc(d.reported_at ? "reported " + time(d.reported_at) + (d.state === "missed" ? " (late)" : "") :
             gw.due(d.due_at)) + "</span>" + (d.report ? "<br><small>" + esc(d.report) + "</small>" : "") +
@@ -293,13 +335,15 @@
     say("");
     return api("POST", "/incidents/" + encodeURIComponent(current.id) + "/" + action.path, body).then(function (f) {
       current.p = f.properties;
-      say(action.label + ": done");
+      say(action.name === "dispatch" ? "Sent " + teamName(f.properties.team_id) : action.label + ": done");
       drawDetail();
     }, function (err) {
       say(err.detail, true);
       // closing with departments still to report: the dispatcher may confirm it, and the history says so
       if (action.name === "close" && err.problem && err.problem.unreported) {
-        form("<span>Close all the same?</span><button>Close anyway</button>", function () {
+        var names = err.problem.unreported.map(function (d) { return DEPARTMENTS[d] || d; }).join(", ");
+        form("<span>" + esc(names) + " did not report. Close all the same? The history will say you confirmed " +
+             "it.</span><button>Close anyway</button>", function () {
           act(action, Object.assign({}, body, {confirm: true}));
         });
       }
@@ -315,7 +359,7 @@
         '<table class="gw-teams"><tr><th>Team</th><th>ETA</th><th>km</th><th></th></tr>' +
         rows.map(function (c) {
           return '<tr class="gw-' + esc(c.status) + '"><td><b>' + esc(c.name) + "</b> (" + esc(c.team_id) + ")<br>" +
-            "<small>" + esc(words(c.status)) + " · " + esc(c.reason) + "</small></td><td>" + esc(c.eta_min) +
+            "<small>" + esc(c.reason) + "</small></td><td>" + esc(Math.round(c.eta_min)) +
             " min</td><td>" + esc((c.distance_m / 1000).toFixed(1)) + '</td><td><button type="button" ' +
             'data-team="' + esc(c.team_id) + '" data-busy="' + (c.needs_override ? "1" : "") + '">' +
             (c.needs_override ? "Send anyway (second assignment)" : "Send") + "</button></td></tr>";
@@ -376,6 +420,7 @@
     tabs[1].textContent = "Alert " + f.id;
     tab("detail");
     room.map.panTo([f.geometry.coordinates[1], f.geometry.coordinates[0]]);
+    mark([f.geometry.coordinates[1], f.geometry.coordinates[0]]);
     var codes = Object.keys(room.grids.byCode).sort();
     detail.innerHTML = "<h2>" + esc(label(p.type)) + ' <span class="gw-status">outside every grid</span></h2>' +
       '<p class="gw-message" role="alert" hidden></p>' +
@@ -399,7 +444,12 @@
             assign ? {grid_code: form.grid.value.trim()} : {reason: form.reason.value}).then(function (r) {
           room.queue.remove(f.id);
           if (assign) open(r.incident_id, true);
-          else { box.hidden = false; box.className = "gw-message"; box.textContent = "dismissed"; }
+          else {
+            detail.querySelectorAll("form").forEach(function (f) { f.remove(); });
+            box.hidden = false;
+            box.className = "gw-message";
+            box.textContent = "Dismissed: " + form.reason.value;
+          }
         }, function (err) {
           box.hidden = false;
           box.className = "gw-message gw-bad";
@@ -416,8 +466,12 @@
   }
   room.on("select", function (id) { open(id, false); });
   room.on("select-alert", openAlert);
+  function refreshList() {
+    if (filters.status && !OPEN[filters.status]) fetchResolved();
+    else drawList();
+  }
   room.on("change", function (p) {
-    soon(drawList);
+    soon(refreshList);
     if (p.id === current.id) reload();
   });
   room.on("queue", function () { soon(drawList); });

@@ -21,13 +21,14 @@
   }
   function words(s) { return String(s || "").replace(/_/g, " "); }
 
+  // messages float at the bottom of the screen, over whatever is scrolled there; a tap closes one
   function say(text, bad) {
     var box = $("gf-message");
     box.textContent = text || "";
     box.className = "gf-message" + (bad ? " gf-bad" : "");
     box.hidden = !text;
-    if (text) box.scrollIntoView({block: "nearest"});
   }
+  $("gf-message").addEventListener("click", function () { say(""); });
 
   function api(method, path, body, type) {
     var init = {method: method, credentials: "same-origin", headers: {Accept: "application/json"}};
@@ -73,7 +74,10 @@
 
   // -- assignments --------------------------------------------------------------------------
   function steps(p) {  // the actions a team takes on its own assignment, from this state
-    return v.actions.filter(function (a) { return a.team && a.from.indexOf(p.status) >= 0; });
+    return v.actions.filter(function (a) {
+      return a.team && a.from.indexOf(p.status) >= 0 &&
+        (a.feedback_given === null || a.feedback_given === !!p.feedback_at);
+    });
   }
 
   // an assignment's colour on the map, by its next deadline (the command room's colours)
@@ -148,7 +152,7 @@
       .then(function (fc) {
         if ($("gf-done").querySelector(".gf-step-form form")) return;  // a note being written stays
         $("gf-done").innerHTML = fc.features.length ? '<ul class="gf-done">' + fc.features.map(function (f) {
-          var p = f.properties, feedback = p.feedback_at ? [] : steps(p);  // a resolved one awaits feedback
+          var p = f.properties, feedback = steps(p);  // a resolved one awaits feedback
           return '<li data-incident="' + esc(p.id) + '"><b>' + esc(label(p.type)) + "</b> · " +
             esc(words(p.assignment.cleared_why)) + " " + esc(time(p.assignment.cleared_at)) + "<br><small>" +
             esc(p.grid_name) + "</small>" + (feedback.length ?
@@ -195,12 +199,15 @@
     });
   }
 
-  function step(action, incidentId, body, photo) {
+  function step(action, incidentId, body, photo, form) {
     say("");
     return api("POST", "/incidents/" + encodeURIComponent(incidentId) + "/" + action.path, body)
       .then(function () { return upload(incidentId, photo); })
-      .then(function () { say(action.label + ": done"); return everything(); },
-            function (err) { say(err.detail, true); return everything(); });
+      .then(function () {
+        if (form) form.parentNode.innerHTML = "";  // sent: the card is drawn again from what the server says
+        say(action.label + ": done");
+        return everything();
+      }, function (err) { say(err.detail, true); return everything(); });
   }
 
   document.body.addEventListener("click", function (e) {
@@ -219,12 +226,12 @@
     box.innerHTML = '<form class="gf-form"><label>' + esc(action.label) + ': what was done?<textarea name="note" ' +
       'required maxlength="4000"></textarea></label>' + (action.name === "resolve" ?
       '<label>Photo (optional) <input type="file" name="photo" accept="image/jpeg,image/*" capture="environment">' +
-      "</label>" : "") + '<button class="gf-big">' + esc(action.label) + "</button></form>";
+      "</label>" : "") + '<button class="gf-big">Send</button></form>';
     var form = box.querySelector("form");
     form.note.focus();
     form.addEventListener("submit", function (ev) {
       ev.preventDefault();
-      step(action, incidentId, {note: form.note.value}, form.photo && form.photo.files[0]);
+      step(action, incidentId, {note: form.note.value}, form.photo && form.photo.files[0], form);
     });
   });
 
