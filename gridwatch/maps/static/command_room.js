@@ -70,7 +70,7 @@
     rows.push("<b>Incident " + esc(p.id) + "</b>: " + esc(p.type));
     rows.push("status " + esc(p.status.replace(/_/g, " ")));
     rows.push("grid " + gridLink(p.grid_code));
-    rows.push("team " + team(p.team_id));
+    rows.push("team " + team(p.team_id) + (p.team_suggested ? " (suggested, not sent yet)" : ""));
     rows.push("first seen " + esc(time(p.first_seen)) + ", last " + esc(time(p.last_seen)) +
               " · " + esc(p.alert_count) + " alert(s)");
     rows.push(p.contacted_at ? "contacted " + esc(time(p.contacted_at))
@@ -89,7 +89,7 @@
     var next = pending(p).sort(function (a, b) { return Date.parse(a[1]) - Date.parse(b[1]); })[0];
     return esc(p.type) + " · " + esc(p.status.replace(/_/g, " ")) + " · " +
       (p.origin === v.origins[1] ? "reported from the field" : esc(p.alert_count) + " alert(s)") +
-      "<br>team " + team(p.team_id) + (next ? "<br>" + esc(next[0]) + " " + esc(gw.due(next[1])) : "");
+      "<br>team " + team(p.team_id) + (p.team_suggested ? " (suggested)" : "") + (next ? "<br>" + esc(next[0]) + " " + esc(gw.due(next[1])) : "");
   }
 
   function draw(p, now) {
