@@ -2,6 +2,7 @@
 duty only), field reports, the unassigned queue worked by hand, and photos from the scene."""
 
 import itertools
+import ssl
 import subprocess
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -282,7 +283,7 @@ def test_served_over_https_for_phones(db_url, tmp_path):
     server = Server(db_url, env={"GRIDWATCH_TLS_CERT": str(cert), "GRIDWATCH_TLS_KEY": str(key)}).start()
     try:
         assert server.url.startswith("https://")
-        r = httpx.get(server.url + "/health", verify=str(cert))
+        r = httpx.get(server.url + "/health", verify=ssl.create_default_context(cafile=str(cert)))
         assert r.status_code == 200 and r.json()["status"] == "ok"
         with pytest.raises(httpx.HTTPError):
             httpx.get(server.url.replace("https://", "http://") + "/health", timeout=3)
