@@ -124,3 +124,28 @@ def test_moving_a_camera_drops_its_calibration_and_deactivation_stops_its_alerts
              "occurred_at": "2026-11-26T08:00:00+08:00"}
     r = client.post("/alerts", json=alert, headers=auth(keys["ingest"]))
     assert r.status_code == 422 and "deactivated" in r.json()["detail"]
+
+
+MASK = [[0.0, 0.5], [0.3, 0.5], [0.3, 1.0], [0.0, 1.0]]
+ZONE = {"name": "road", "type": "road_obstruction", "polygon": [[0.2, 0.4], [0.8, 0.4], [0.8, 0.9], [0.2, 0.9]]}
+
+
+def test_a_camera_is_registered_with_its_zones_and_privacy_masks(client, keys):
+    new_camera(client, keys, "T-MASKED", zones=[ZONE], privacy_masks=[MASK])
+    video = client.get("/cameras/T-MASKED/video", headers=auth(keys["ingest"])).json()
+    assert video["privacy_masks"] == [MASK] and video["zones"] == [ZONE]
+
+
+def test_a_misspelt_field_is_refused_and_nothing_is_stored(client, keys):
+    body = {"id": "T-TYPO", "name": "typo", "lon": SEAT[0], "lat": SEAT[1], "heading_deg": 90, "fov_deg": 60,
+            "range_m": 300, "privacy_mask": [MASK]}
+    r = client.post("/cameras", json=body, headers=auth(keys["admin"]))
+    assert r.status_code == 422 and r.json()["detail"].startswith("privacy_mask: unknown field")
+    assert client.get("/cameras/T-TYPO", headers=auth(keys["viewer"])).status_code == 404
+    bad_zone = {**body, "id": "T-ZONE", "zones": [{**ZONE, "type": "fire"}]}
+    del bad_zone["privacy_mask"]
+    r = client.post("/cameras", json=bad_zone, headers=auth(keys["admin"]))
+    assert r.status_code == 422 and "unknown alert type" in r.json()["detail"]
+    assert client.get("/cameras/T-ZONE", headers=auth(keys["viewer"])).status_code == 404
+    r = client.patch("/cameras/T-MASKED", json={"privacy_masks": [MASK], "zone": []}, headers=auth(keys["admin"]))
+    assert r.status_code == 422 and "zone: unknown field" in r.json()["detail"]

@@ -66,7 +66,8 @@ def camera_feature(conn: psycopg.Connection, camera_id: str) -> bytes:
 
 
 def create_camera(conn: psycopg.Connection, fields: dict) -> None:
-    """Insert a camera; raises Conflict if the id is taken."""
+    """Insert a camera, with its zones and privacy masks if given; raises Conflict if the
+    id is taken, BadInput for a zone of an unknown alert type."""
     sector = view_sector(fields["lon"], fields["lat"], fields["heading_deg"], fields["fov_deg"], fields["range_m"])
     try:
         conn.execute("INSERT INTO cameras (id, name, county_code, geom, heading_deg, fov_deg, range_m, view, active) "
@@ -77,6 +78,8 @@ def create_camera(conn: psycopg.Connection, fields: dict) -> None:
                       fields.get("active", True)])
     except psycopg.errors.UniqueViolation:
         raise Conflict(f"camera {fields['id']!r} exists already; PATCH /cameras/{fields['id']} changes it") from None
+    if fields.get("zones") or fields.get("privacy_masks"):
+        set_video(conn, fields["id"], fields.get("zones"), fields.get("privacy_masks"))
 
 
 def update_camera(conn: psycopg.Connection, camera_id: str, changes: dict) -> None:

@@ -43,6 +43,8 @@ def validation_items(errors: list[dict]) -> list[dict]:
     """pydantic errors as {field, message, input} items, fields written as `points[3].lon`."""
     return [{"field": "body", "message": f"not JSON ({e.get('ctx', {}).get('error', 'cannot be decoded')})"}
             if e.get("type") == "json_invalid" else
+            {"field": _field(tuple(e.get("loc", ()))), "message": "unknown field (misspelt?)"}
+            if e.get("type") == "extra_forbidden" else
             {"field": _field(tuple(e.get("loc", ()))), "message": e.get("msg", "invalid").removeprefix("Value error, "),
              **({"input": e["input"]} if isinstance(e.get("input"), str | int | float) else {})}
             for e in errors]

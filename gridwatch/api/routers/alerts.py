@@ -5,7 +5,7 @@ from typing import Annotated
 
 import psycopg
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -14,6 +14,7 @@ from gridwatch.alerts.ingest import ingest
 from gridwatch.alerts.model import MAX_BATCH, AlertIn
 from gridwatch.alerts.queries import alert_collection, alert_feature
 from gridwatch.api.auth import Principal, actor, require
+from gridwatch.api.body import Body
 from gridwatch.api.deps import db, json_response
 from gridwatch.api.errors import validation_items
 from gridwatch.api.params import BBox, Page, TimeWindow, bbox_query, page_query, type_query, window_query
@@ -87,13 +88,11 @@ def list_alerts(conn: Conn, window: Annotated[TimeWindow, Depends(window_query)]
     return Response(body, media_type="application/geo+json")
 
 
-class AssignIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class AssignIn(Body):
     grid_code: Annotated[str, Field(description="the grid to place the alert in (the queue suggests the nearest)")]
 
 
-class DismissIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class DismissIn(Body):
     reason: Annotated[str, Field(min_length=1, max_length=2000, description="why the alert needs nothing")]
 
 

@@ -6,11 +6,12 @@ import numpy as np
 import orjson
 import psycopg
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.responses import Response
 
 from gridwatch.alerts import cameras
 from gridwatch.api.auth import require
+from gridwatch.api.body import Body
 from gridwatch.api.deps import db
 from gridwatch.api.params import BBox, Page, bbox_query, page_query
 
@@ -20,7 +21,18 @@ Conn = Annotated[psycopg.Connection, Depends(db)]
 Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 
 
-class CameraIn(BaseModel):
+Relative = Annotated[float, Field(ge=0, le=1)]
+Polygon = Annotated[list[tuple[Relative, Relative]], Field(min_length=3, max_length=100,
+                                                           description="image points, relative 0-1")]
+
+
+class ZoneIn(Body):
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    type: Annotated[str, Field(min_length=1, max_length=64, description="the alert type detections here raise")]
+    polygon: Polygon
+
+
+class CameraIn(Body):
     id: Id
     name: Annotated[str, Field(min_length=1, max_length=200)]
     lon: Annotated[float, Field(ge=-180, le=180)]
@@ -29,20 +41,12 @@ class CameraIn(BaseModel):
     fov_deg: Annotated[float, Field(gt=0, le=360)]
     range_m: Annotated[float, Field(gt=0, le=20_000)]
     active: bool = True
+    zones: Annotated[list[ZoneIn], Field(max_length=50)] = []
+    privacy_masks: Annotated[list[Polygon], Field(max_length=50, description="blacked out before detection and in "
+                                                                             "every snapshot")] = []
 
 
-Relative = Annotated[float, Field(ge=0, le=1)]
-Polygon = Annotated[list[tuple[Relative, Relative]], Field(min_length=3, max_length=100,
-                                                           description="image points, relative 0-1")]
-
-
-class ZoneIn(BaseModel):
-    name: Annotated[str, Field(min_length=1, max_length=64)]
-    type: Annotated[str, Field(min_length=1, max_length=64, description="the alert type detections here raise")]
-    polygon: Polygon
-
-
-class CameraPatch(BaseModel):
+class CameraPatch(Body):
     name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     lon: Annotated[float, Field(ge=-180, le=180)] | None = None
     lat: Annotated[float, Field(ge=-90, le=90)] | None = None
@@ -55,13 +59,13 @@ class CameraPatch(BaseModel):
                                                                              "and in every snapshot")] | None = None
 
 
-class GroundPoint(BaseModel):
+class GroundPoint(Body):
     pixel: tuple[float, float]
     lon: Annotated[float, Field(ge=-180, le=180)]
     lat: Annotated[float, Field(ge=-90, le=90)]
 
 
-class CalibrationIn(BaseModel):
+class CalibrationIn(Body):
     frame_size: tuple[Annotated[int, Field(gt=0, le=20_000)], Annotated[int, Field(gt=0, le=20_000)]]
     points: list[GroundPoint]
 

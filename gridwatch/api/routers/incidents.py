@@ -6,13 +6,14 @@ from typing import Annotated, Literal
 
 import psycopg
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import Field, StrictBool
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from gridwatch.alerts import assignments, deadlines, photos, queue
 from gridwatch.alerts.incidents import ACTIONS, ORIGINS, STATUSES, act, incident_collection, incident_detail
 from gridwatch.api.auth import Principal, actor, authenticate, require
+from gridwatch.api.body import Body
 from gridwatch.api.deps import db, json_response
 from gridwatch.api.params import Page, TimeWindow, page_query, type_query, window_query
 from gridwatch.errors import BadInput, Forbidden, NotFound
@@ -23,7 +24,7 @@ Conn = Annotated[psycopg.Connection, Depends(db)]
 Action = Enum("Action", {name: name.replace("_", "-") for name in ACTIONS}, type=str)
 
 
-class ActionIn(BaseModel):
+class ActionIn(Body):
     note: Annotated[str, Field(max_length=4000)] | None = None
     team_id: Annotated[str, Field(max_length=64)] | None = Field(
         None, description="dispatch only: the team to send (default: the recommended one)")
@@ -33,21 +34,20 @@ class ActionIn(BaseModel):
                                                    "reported")
 
 
-class FieldReportIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class FieldReportIn(Body):
     type: Annotated[str, Field(description="an alert type, e.g. sewer_overflow")]
     lon: Annotated[float, Field(ge=-180, le=180)]
     lat: Annotated[float, Field(ge=-90, le=90)]
     note: Annotated[str, Field(min_length=1, max_length=4000, description="what was found")]
 
 
-class WhistleIn(BaseModel):
+class WhistleIn(Body):
     departments: list[str] | None = Field(None, description="department codes (default: those of the type)")
     hours: Annotated[float, Field(gt=0, le=24 * 30)] = 24
     note: Annotated[str, Field(max_length=4000)] | None = None
 
 
-class ReportIn(BaseModel):
+class ReportIn(Body):
     note: Annotated[str, Field(min_length=1, max_length=4000)]
 
 

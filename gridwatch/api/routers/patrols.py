@@ -6,13 +6,14 @@ from typing import Annotated, Literal
 import orjson
 import psycopg
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from pydantic import AwareDatetime, Field, model_validator
 from starlette.responses import Response
 
 from gridwatch.alerts import incidents, patrols
 from gridwatch.alerts.dispatch import TeamBoard
 from gridwatch.alerts.retention import RetentionSettings
 from gridwatch.api.auth import Principal, require
+from gridwatch.api.body import Body
 from gridwatch.api.deps import db, json_response
 from gridwatch.errors import BadInput, NotFound
 
@@ -22,7 +23,7 @@ Lon = Annotated[float, Field(ge=-180, le=180)]
 Lat = Annotated[float, Field(ge=-90, le=90)]
 
 
-class TeamIn(BaseModel):
+class TeamIn(Body):
     id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
     name: Annotated[str, Field(min_length=1, max_length=200)]
     kind: Literal["foot", "motorcycle", "car"]
@@ -34,7 +35,7 @@ class TeamIn(BaseModel):
     grids: list[str] = []
 
 
-class TeamPatch(BaseModel):
+class TeamPatch(Body):
     name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     township_code: str | None = Field(None, description="where the team works (and may report from the field)")
     kind: Literal["foot", "motorcycle", "car"] | None = None
@@ -44,17 +45,17 @@ class TeamPatch(BaseModel):
     grids: list[str] | None = None
 
 
-class DutyIn(BaseModel):
+class DutyIn(Body):
     on_duty: bool
 
 
-class Ping(BaseModel):
+class Ping(Body):
     lon: Lon
     lat: Lat
     at: AwareDatetime | None = Field(None, description="the fix time (default: when received)")
 
 
-class Pings(BaseModel):
+class Pings(Body):
     """Several pings ({positions: [...]}), or one ({lon, lat, at}) taken as a list of one, so
     errors name the same fields either way."""
 

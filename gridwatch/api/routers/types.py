@@ -4,19 +4,19 @@ from typing import Annotated
 
 import psycopg
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, StrictBool
+from pydantic import StrictBool
 from starlette.responses import Response
 
 from gridwatch.alerts.types import set_auto_dispatch, type_list
 from gridwatch.api.auth import require
+from gridwatch.api.body import Body
 from gridwatch.api.deps import db, json_response
 
 router = APIRouter(tags=["alert types"])
 Conn = Annotated[psycopg.Connection, Depends(db)]
 
 
-class TypePatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TypePatch(Body):
     auto_dispatch: StrictBool
 
 
