@@ -296,3 +296,16 @@ def test_roles_ingest_cannot_read_viewer_cannot_post(client, keys, conn):
     r = post(client, keys, alert(type="motion"), role="viewer")
     assert r.status_code == 403 and "viewer" in r.json()["detail"]
     assert counts(conn) == before
+
+
+def test_an_alert_with_no_position_fix_is_refused(client, keys, conn):
+    before = counts(conn)
+    r = post(client, keys, alert(lon=0.0, lat=0.0, type="motion"))
+    assert r.status_code == 422 and r.json()["detail"].startswith("lon: (0.00000, 0.00000) is 10,")
+    assert "no position fix" in r.json()["detail"]
+    batch = [alert(lon=100.99, lat=36.9), alert(lon=0.0, lat=0.0), alert(lon=36.9, lat=100.99 - 90)]
+    r = client.post("/alerts/batch", json=batch, headers=auth(keys["ingest"]))
+    assert r.status_code == 422 and [e["index"] for e in r.json()["errors"]] == [1, 2]
+    assert counts(conn) == before  # nothing stored
+    # a camera on the county's edge still reports into the queue
+    assert post(client, keys, alert(lon=100.2, lat=36.9, type="motion")).status_code == 201

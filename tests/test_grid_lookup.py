@@ -113,6 +113,17 @@ def test_lookup_gives_null_and_the_nearest_hint_outside(client, keys):
     assert outside["code"] is None and outside["nearest"]["distance_m"] > 1000
 
 
+def test_a_point_half_a_world_away_gets_a_finite_distance(client, keys):
+    """(0, 0), what a device without a position fix sends, lies outside the county's metric
+    zone: the nearest grid is still named, the distance measured on the sphere."""
+    r = client.get("/grids/at", params={"lon": 0, "lat": 0}, headers=auth(keys["viewer"]))
+    assert r.status_code == 404, r.text
+    assert 10_000_000 < r.json()["nearest"]["distance_m"] < 12_000_000
+    r = client.post("/grids/lookup", headers=auth(keys["viewer"]), json={"points": [[0, 0], [-179.9, -89.9]]})
+    assert r.status_code == 200
+    assert all(p["code"] is None and p["nearest"]["distance_m"] > 1e7 for p in r.json()["results"])
+
+
 def test_listing_and_single_features(client, keys):
     h = auth(keys["viewer"])
     page = client.get("/grids", params={"limit": 5, "offset": 5}, headers=h)

@@ -38,6 +38,8 @@ from gridwatch.geo.grid_index import GridIndex
 MAX_FUTURE = timedelta(minutes=5)
 CONTACT_WITHIN = timedelta(hours=1)
 RESOLVE_WITHIN = timedelta(days=3)
+# An alert further than this from every grid has no real position (no fix, or lon/lat swapped).
+NO_FIX_M = 50_000.0
 # A homography answer further than this from the camera is not believed.
 PLACE_SLACK_M = 200.0
 
@@ -156,6 +158,7 @@ def ingest(conn: psycopg.Connection, alerts: list[AlertIn], index: GridIndex, no
     cameras = registry.cameras(conn, sorted({a.camera_id for a in alerts}))
     _check(alerts, cameras, windows, now if check_future else None)
     placed = _Placed.of(alerts, cameras, index)
+    _check_fix(alerts, placed)
     # A large batch first assumes it holds no repeats (a lookup of every key costs more
     # than the COPY that would find one); the unique index refuses a repeat, and the
     # batch is done again, looking for them. Few alerts look first.
@@ -202,6 +205,7 @@ class _Placed:
     township: list[str | None]
     points: list[AlertPoint | None]  # None outside every grid
     outside_reason: dict[int, str]
+    outside_m: dict[int, float]  # how far the nearest grid is
 
     @classmethod
     def of(cls, alerts: list[AlertIn], cameras: dict[str, Camera], index: GridIndex) -> "_Placed":
@@ -217,7 +221,7 @@ class _Placed:
         lons, lats, xs, ys = lon.tolist(), lat.tolist(), np.asarray(x).tolist(), np.asarray(y).tolist()
         points = [AlertPoint(a.type, a.camera_id, grid[i], a.occurred_at, lons[i], lats[i], xs[i], ys[i])
                   if inside[i] else None for i, a in enumerate(alerts)]
-        return cls(lons, lats, method, grid, township, points, _outside_reasons(index, lon, lat, inside))
+        return cls(lons, lats, method, grid, township, points, *_outside_reasons(index, lon, lat, inside))
 
 
 def _ingest(conn, alerts: list[AlertIn], placed: _Placed, windows, index: GridIndex, registry: Registry,
@@ -407,13 +411,31 @@ def place(alerts: list[AlertIn], cameras: dict[str, Camera]) -> tuple[np.ndarray
     return lon, lat, method
 
 
-def _outside_reasons(index: GridIndex, lon, lat, inside) -> dict[int, str]:
+def _outside_reasons(index: GridIndex, lon, lat, inside) -> tuple[dict[int, str], dict[int, float]]:
+    """For each alert outside every grid: why it waits in the queue, and how far its nearest grid is."""
     outside = np.flatnonzero(~inside)
     if not len(outside) or not len(index):
-        return {int(i): "outside every grid (no grids loaded); in the unassigned queue" for i in outside}
+        return {int(i): "outside every grid (no grids loaded); in the unassigned queue" for i in outside}, {}
     rows, meters = index.nearest(lon[outside], lat[outside])
-    return {int(i): f"outside every grid: nearest is {index.codes[r]} ({index.names[r]}), {m:,.0f} m away; "
-                    f"in the unassigned queue" for i, r, m in zip(outside, rows, meters, strict=True)}
+    return ({int(i): f"outside every grid: nearest is {index.codes[r]} ({index.names[r]}), {m:,.0f} m away; "
+                     f"in the unassigned queue" for i, r, m in zip(outside, rows, meters, strict=True)},
+            {int(i): float(m) for i, m in zip(outside, meters, strict=True)})
+
+
+def _check_fix(alerts: list[AlertIn], placed: "_Placed") -> None:
+    """Refuse alerts placed further from every grid than any camera of the county sees: a
+    device without a position fix (it sends 0, 0), or lon/lat swapped. They would wait in the
+    queue "thousands of km away" for ever."""
+    far = sorted(i for i, m in placed.outside_m.items() if m > NO_FIX_M)
+    if not far:
+        return
+    single = len(alerts) == 1
+    field = "lon" if single else "[{}].lon"
+    items = [{"field": field.format(i), "index": i,
+              "message": f"({placed.lon[i]:.5f}, {placed.lat[i]:.5f}) is {placed.outside_m[i] / 1000:,.0f} km from "
+                         f"the nearest grid: no position fix? Send the alert without lon/lat to place it at its "
+                         f"camera"} for i in far]
+    raise BadInput.listing(items, "" if single else "; nothing was stored")
 
 
 def _create_incidents(conn, groups: list[Group], index: GridIndex, board: TeamBoard, now: datetime,

@@ -21,7 +21,7 @@ import shapely
 
 from gridwatch.db.changes import Changes
 from gridwatch.errors import Unavailable
-from gridwatch.geo.crs import WGS84, to_metric, transformer, utm_epsg
+from gridwatch.geo.crs import WGS84, metres_between, to_metric, transformer, utm_epsg
 
 log = logging.getLogger(__name__)
 
@@ -135,14 +135,28 @@ class GridIndex:
         """Row of the nearest grid and the distance to it in metres, for points outside all grids."""
         if not len(self.codes):
             return np.full(len(lon), -1), np.full(len(lon), np.nan)
-        x, y = self.to_metric.transform(np.asarray(lon, dtype=float), np.asarray(lat, dtype=float))
-        (pt_idx, grid_idx), dist = self.metric_tree.query_nearest(shapely.points(x, y), return_distance=True,
-                                                                  all_matches=False)
+        lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+        x, y = self.to_metric.transform(lon, lat)
+        near = np.isfinite(x) & np.isfinite(y)
         rows = np.full(len(x), -1, dtype=np.int64)
         meters = np.full(len(x), np.nan)
-        rows[pt_idx] = grid_idx
-        meters[pt_idx] = dist
+        if near.any():
+            (pt_idx, grid_idx), dist = self.metric_tree.query_nearest(
+                shapely.points(x[near], y[near]), return_distance=True, all_matches=False)
+            rows[np.flatnonzero(near)[pt_idx]] = grid_idx
+            meters[np.flatnonzero(near)[pt_idx]] = dist
+        for i in np.flatnonzero(~near):
+            rows[i], meters[i] = self._far(lon[i], lat[i])
         return rows, meters
+
+    def _far(self, lon: float, lat: float) -> tuple[int, float]:
+        """The nearest grid of a point the metric CRS cannot hold (half a world away, as a
+        device without a position fix reports 0, 0): found in degrees, the way measured on the
+        sphere."""
+        point = shapely.Point(lon, lat)
+        row = int(self.tree.query_nearest(point, all_matches=False)[0])
+        to = shapely.shortest_line(point, self.geoms[row]).coords[-1]
+        return row, float(metres_between(lon, lat, to[0], to[1]))
 
     def grid_at(self, lon: float, lat: float) -> int:
         """Row of the grid holding one point, or -1: `match` for one point, without the
@@ -163,6 +177,9 @@ class GridIndex:
         if not len(self.codes):
             return None
         x, y = self.to_metric.transform(lon, lat)
+        if not (math.isfinite(x) and math.isfinite(y)):
+            row, metres = self._far(lon, lat)
+            return Nearest(self.codes[row], round(metres, 1))
         # for one geometry, query_nearest gives the tree indices alone (not input/tree pairs)
         rows, meters = self.metric_tree.query_nearest(shapely.Point(x, y), return_distance=True, all_matches=False)
         return Nearest(self.codes[rows[0]], round(float(meters[0]), 1))
