@@ -207,3 +207,24 @@ def test_snapshot_upload_refuses_what_is_not_a_jpeg(client, keys):
     r = client.put("/alerts/999999999/snapshot", content=b"\xff\xd8\xff\xe0rest", headers={**h,
                                                                                         "content-type": "image/jpeg"})
     assert r.status_code == 404 and "999999999" in r.json()["detail"]
+
+
+def test_an_uploaded_snapshot_is_masked_and_stripped_here(client, keys, db_url, camera):
+    """Whatever the sender did, the server blacks out the camera's privacy masks and keeps no
+    metadata (a camera's JPEG may carry its position and serial)."""
+    alert = {"source": "snap", "event_id": "s-1", "camera_id": "VID-1", "type": "motion", "score": 0.5,
+             "occurred_at": datetime.now(UTC).isoformat()}
+    alert_id = client.post("/alerts", json=alert, headers=auth(keys["ingest"])).json()["alert_id"]
+    white = cv2.imencode(".jpg", np.full((480, 640, 3), 255, np.uint8))[1].tobytes()
+    exif = b"Exif\x00\x00MM\x00*\x00\x00\x00\x08" + b"GPS 36.9 serial CAM-SN-0042" * 4
+    sent = white[:2] + b"\xff\xe1" + (len(exif) + 2).to_bytes(2, "big") + exif + white[2:]
+    r = client.put(f"/alerts/{alert_id}/snapshot", content=sent,
+                   headers={**auth(keys["ingest"]), "content-type": "image/jpeg"})
+    assert r.status_code == 201, r.text
+    stored = client.get(f"/alerts/{alert_id}/snapshot", headers=auth(keys["viewer"])).content
+    assert b"CAM-SN-0042" not in stored and b"Exif" not in stored
+    image = cv2.imdecode(np.frombuffer(stored, np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert image.shape == (480, 640)
+    masked = image[int(0.5 * 480):, : int(0.3 * 640)]   # inside MASK (x 0-0.35, y 0.45-1)
+    open_part = image[: int(0.4 * 480), int(0.5 * 640):]  # far from it
+    assert masked.max() < 40 and open_part.min() > 200

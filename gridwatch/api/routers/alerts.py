@@ -9,6 +9,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from gridwatch import jpeg
 from gridwatch.alerts import queue
 from gridwatch.alerts.ingest import ingest
 from gridwatch.alerts.model import MAX_BATCH, AlertIn
@@ -18,8 +19,9 @@ from gridwatch.api.body import Body
 from gridwatch.api.deps import db, json_response
 from gridwatch.api.errors import validation_items
 from gridwatch.api.params import BBox, Page, TimeWindow, bbox_query, page_query, type_query, window_query
-from gridwatch.errors import BadInput, NotFound
+from gridwatch.errors import BadInput, NotFound, TooLarge
 from gridwatch.video.detect import store_snapshot
+from gridwatch.video.motion import mask_frame, polygon_pixels
 
 router = APIRouter(tags=["alerts"])
 Conn = Annotated[psycopg.Connection, Depends(db)]
@@ -118,22 +120,29 @@ def get_alert(alert_id: int, conn: Conn) -> Response:
 
 
 MAX_SNAPSHOT_BYTES = 2 * 1024 * 1024
+SNAPSHOT_SIDE_PX = 1920
 
 
-@router.put("/alerts/{alert_id}/snapshot", summary="Store the alert's JPEG snapshot (privacy masks applied)",
+@router.put("/alerts/{alert_id}/snapshot", summary="Store the alert's JPEG snapshot: re-encoded without its "
+            "metadata, the camera's privacy masks applied here whatever the sender did",
             dependencies=[Depends(require("operator", ingest=True))])
 async def put_snapshot(alert_id: int, request: Request) -> Response:
     body = await request.body()
-    if not body.startswith(b"\xff\xd8\xff"):
-        raise BadInput("the body must be a JPEG image (Content-Type: image/jpeg)")
     if len(body) > MAX_SNAPSHOT_BYTES:
-        raise BadInput(f"the snapshot is {len(body):,} bytes; at most {MAX_SNAPSHOT_BYTES:,}")
+        raise TooLarge(f"the snapshot is {len(body):,} bytes; at most {MAX_SNAPSHOT_BYTES:,}")
+    jpeg.require_jpeg(body)
 
     def store() -> None:
         with request.app.state.pool.connection() as conn:
-            if conn.execute("SELECT 1 FROM alerts WHERE id = %s", [alert_id]).fetchone() is None:
-                raise NotFound(f"no alert {alert_id}")
-            store_snapshot(conn, alert_id, body)
+            row = conn.execute("SELECT c.privacy_masks FROM alerts a JOIN cameras c ON c.id = a.camera_id "
+                               "WHERE a.id = %s", [alert_id]).fetchone()
+        if row is None:
+            raise NotFound(f"no alert {alert_id}")
+        image = jpeg.read(body, SNAPSHOT_SIDE_PX)
+        size = (image.shape[1], image.shape[0])
+        masked = mask_frame(image, [polygon_pixels(m, size) for m in row[0]])
+        with request.app.state.pool.connection() as conn:
+            store_snapshot(conn, alert_id, jpeg.write(masked))
 
     await run_in_threadpool(store)
     return Response(status_code=201)
