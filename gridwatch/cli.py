@@ -203,7 +203,7 @@ def keys_list() -> None:
 
 @command(keys_app, "revoke")
 def keys_revoke(key_id: Annotated[int, typer.Argument(help="the id `keys list` shows")]) -> None:
-    """Revoke a key; servers stop accepting it within 10 seconds."""
+    """Revoke a key: every server stops accepting it at once, and its open live streams end."""
     from gridwatch.api.auth import revoke_key
     from gridwatch.db import connect
 

@@ -2,6 +2,7 @@
 server workers it is connected to, whoever made the change."""
 
 import queue
+import subprocess
 import threading
 import time
 import uuid
@@ -10,7 +11,7 @@ from datetime import UTC, datetime
 import httpx
 import orjson
 import psycopg
-from conftest import Server, auth
+from conftest import GRIDWATCH, Server, auth
 
 from gridwatch.api.auth import create_key
 
@@ -211,6 +212,37 @@ def test_teams_are_live_and_a_team_key_hears_only_its_own(db_url, keys):
         # reassigned away, the phone still hears of it (it leaves the team's list)
         dispatch(mine, "POLICE-2")
         drain(phone, lambda e, d: e == "incident" and d["id"] == mine and d["properties"]["team_id"] == "POLICE-2")
+    finally:
+        stop.set()
+        server.stop()
+
+
+def test_a_revoked_key_stops_at_once_and_its_stream_ends(db_url):
+    with psycopg.connect(db_url) as conn:
+        key_id, key = create_key(conn, "viewer", "a screen that was lost")
+        _, ingest_key = create_key(conn, "ingest", "a camera")
+    server = Server(db_url).start()
+    stop, out = threading.Event(), queue.Queue()
+    try:
+        assert httpx.get(server.url + "/grids?limit=1", headers=auth(key)).status_code == 200  # now cached
+        threading.Thread(target=listen, args=(server.url, key, out, stop), daemon=True).start()
+        assert out.get(timeout=10)[:2] == ("status", 200)
+        done = subprocess.run([GRIDWATCH, "keys", "revoke", str(key_id)], capture_output=True, text=True,
+                              env={"GRIDWATCH_DATABASE_URL": db_url, "PATH": "/usr/bin:/bin"})
+        assert done.returncode == 0, done.stderr
+        deadline = time.monotonic() + 2
+        while httpx.get(server.url + "/grids?limit=1", headers=auth(key)).status_code != 401:
+            assert time.monotonic() < deadline, "the revoked key still works"
+            time.sleep(0.1)
+        # what happens next is not sent to it: the stream ends instead
+        alert = {"source": "live", "event_id": uuid.uuid4().hex, "camera_id": "CAM-0013", "type": "flood_water",
+                 "score": 0.8, "occurred_at": datetime.now(UTC).isoformat()}
+        iid = httpx.post(server.url + "/alerts", json=alert, headers=auth(ingest_key)).json()["incident_id"]
+        time.sleep(1.5)
+        heard = []
+        while not out.empty():
+            heard.append(out.get())
+        assert all(item[0] != "incident" or item[1]["id"] != iid for item in heard), heard
     finally:
         stop.set()
         server.stop()

@@ -137,6 +137,7 @@ def create_app(db: DatabaseSettings | None = None, api: ApiSettings | None = Non
         app.state.audit = AuditLog(app.state.pool)
         app.state.audit.start()
         changes = Changes(url, poll_s=api.boundary_poll_s)
+        changes.subscribe("keys", app.state.keys.forget_revoked)
         app.state.grid_index = LiveIndex(changes)
         app.state.registry = Registry.cached(changes)
         changes.start()

@@ -1,8 +1,8 @@
 """API keys with roles, and the audit log of authenticated requests.
 
 Keys are 256-bit random tokens shown once; only their SHA-256 is stored. Verified keys
-are cached for a few seconds so a request costs no database round trip; a revoked key
-stops working within that time.
+are cached for a few seconds so a request costs no database round trip; a revocation is
+announced by the database, so a revoked key stops working at once in every process.
 """
 
 import hashlib
@@ -98,11 +98,21 @@ def key_valid(conn: psycopg.Connection, key: str) -> bool:
 
 
 class KeyStore:
-    """Verifies bearer keys against the database, with a short cache."""
+    """Verifies bearer keys against the database, with a short cache; a revocation (announced
+    by the database, see `forget_revoked`) takes effect at once."""
 
     def __init__(self, pool: ConnectionPool) -> None:
         self.pool = pool
         self._cache: dict[bytes, tuple[Principal | None, float]] = {}
+        self.revoked: frozenset[int] = frozenset()
+
+    def forget_revoked(self, conn: psycopg.Connection) -> None:
+        """Learn which keys are revoked and drop them from the cache (called when a key is
+        revoked anywhere, and every few seconds in case the news was missed)."""
+        self.revoked = frozenset(r[0] for r in conn.execute("SELECT id FROM api_keys WHERE revoked_at IS NOT NULL"))
+        for digest, (principal, _) in list(self._cache.items()):
+            if principal is not None and principal.key_id in self.revoked:
+                self._cache.pop(digest, None)
 
     def cached(self, key: str) -> tuple[bool, Principal | None]:
         """(True, principal-or-None) if the key was checked in the last few seconds."""
@@ -144,7 +154,7 @@ async def authenticate(request: Request) -> Principal:
     known, principal = store.cached(key)
     if not known:
         principal = await run_in_threadpool(store.verify, key)
-    if principal is None:
+    if principal is None or principal.key_id in store.revoked:
         raise Unauthorized("unknown or revoked API key")
     request.state.principal = principal
     return principal

@@ -22,7 +22,7 @@ A team key's stream holds its own team's events and the incidents it is or was s
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -95,10 +95,11 @@ class LiveFeed:
             except (asyncio.CancelledError, Exception):
                 pass
 
-    async def events(self, request: Request, last_event_id: str | None = None, team_id: str | None = None
-                     ) -> AsyncIterator[str]:
-        """The SSE stream of one client (a team key's: `team_id`), until it disconnects;
-        first what changed since `last_event_id`, if given."""
+    async def events(self, request: Request, last_event_id: str | None = None, team_id: str | None = None,
+                     allowed: Callable[[], bool] = lambda: True) -> AsyncIterator[str]:
+        """The SSE stream of one client (a team key's: `team_id`), until it disconnects or
+        is no longer `allowed` (its key revoked); first what changed since `last_event_id`,
+        if given."""
         queue: asyncio.Queue = asyncio.Queue(QUEUE_SIZE)
         subscriber = _Subscriber(queue, team_id)
         self.subscribers.add(subscriber)  # before the catch-up: nothing falls between the two
@@ -117,8 +118,9 @@ class LiveFeed:
                 try:
                     event = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
                 except TimeoutError:
-                    yield ": keep-alive\n\n"
-                    continue
+                    event = ": keep-alive\n\n"
+                if not allowed():
+                    return
                 yield event
         finally:
             self.subscribers.discard(subscriber)

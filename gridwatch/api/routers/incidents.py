@@ -67,7 +67,9 @@ async def stream(request: Request, principal: Annotated[Principal, Depends(requi
     team` (a team as /patrols has it) as they come. A comment every 15 s keeps proxies from
     closing the stream."""
     resume = request.headers.get("last-event-id") or last_event_id
-    return StreamingResponse(request.app.state.live.events(request, resume, principal.team_id),
+    keys = request.app.state.keys
+    return StreamingResponse(request.app.state.live.events(request, resume, principal.team_id,
+                                                           lambda: principal.key_id not in keys.revoked),
                              media_type="text/event-stream", headers={"Cache-Control": "no-cache",
                                                                        "X-Accel-Buffering": "no"})
 
