@@ -134,6 +134,7 @@ def test_timeline_and_deadlines(client, keys, loaded):
     ({"since": "2026-10-05T00:00:00Z", "until": "2026-10-01T00:00:00Z"}, "before"),
     ({"cell_m": 0}, "cell_m"),
     ({"type": "fire"}, "unknown alert type 'fire'; one of"),
+    ({"since": "1926-01-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"}, "at most 366 days at a time"),
 ])
 def test_bad_stats_queries(client, keys, params, words):
     path = "/stats/heat" if "cell_m" in params else "/stats/grids"
@@ -149,3 +150,14 @@ def test_empty_type_means_every_type(client, keys, loaded):
 
 def test_stats_need_a_viewer(client, keys):
     assert client.get("/stats/grids", headers=auth(keys["ingest"])).status_code == 403
+
+
+def test_the_time_lapse_is_bounded(client, keys):
+    """A frame a day: a window of a century made every route answer 503 for minutes."""
+    h = auth(keys["viewer"])
+    r = client.get("/maps/timelapse", params={"since": "2026-01-01", "until": "2026-06-01"}, headers=h)
+    assert r.status_code == 422 and "at most 92 days" in r.json()["detail"]
+    r = client.get("/maps/timelapse", params={"since": "1926-01-01", "until": "2026-01-01"}, headers=h)
+    assert r.status_code == 422 and "at most 366 days" in r.json()["detail"]
+    assert client.get("/maps/timelapse", params={"since": "2026-10-01", "until": "2026-10-07"},
+                      headers=h).status_code == 200

@@ -19,6 +19,7 @@ from gridwatch.alerts.patrols import team_feature, team_features
 from gridwatch.alerts.queries import alert_collection
 from gridwatch.api.auth import Principal
 from gridwatch.config import api_settings
+from gridwatch.errors import BadInput
 from gridwatch.geo.boundaries import feature, feature_collection
 from gridwatch.geo.grid_index import GridIndex
 from gridwatch.maps.base import add_outlines, esc, layer, local_time, new_map, render, render_page
@@ -37,6 +38,8 @@ from gridwatch.maps.vocab import (
 from gridwatch.stats.counts import Window, grid_counts, heat_cells
 from gridwatch.stats.hotspots import hotspots
 
+# The time-lapse draws a frame a day: at most this many.
+FILM_DAYS = timedelta(days=92)
 # While on duty with /field open, a phone sends its position this often (for dispatch only).
 PING_EVERY_S = 30
 # Alerts outside every grid this recent are shown in the command room (the dispatcher's queue).
@@ -274,6 +277,9 @@ def timelapse_page(conn: psycopg.Connection, index: GridIndex, window: Window, b
                    township_names: dict[str, str], *, error: str | None = None, asked: dict | None = None) -> str:
     """/maps/timelapse: the heat of each day of the window (on the county's calendar),
     played as a film, with the heat map's form."""
+    if window.until - window.since > FILM_DAYS:
+        raise BadInput(f"since, until: the time-lapse shows at most {FILM_DAYS.days} days (a frame a day); "
+                       f"this window is {(window.until - window.since).days:,} days")
     townships, villages, _ = _boundaries(conn)
     m, layers = _base_map(base, townships, townships, villages)
     frames, labels = [], []

@@ -12,19 +12,26 @@ from gridwatch.api.auth import require
 from gridwatch.api.deps import db, json_response
 from gridwatch.api.params import TimeWindow, type_query, window_query
 from gridwatch.config import api_settings
+from gridwatch.errors import BadInput
 from gridwatch.stats.counts import Window, compliance, grid_counts, heat_cells, response_times, timeline
 from gridwatch.stats.hotspots import hotspots
 
 router = APIRouter(tags=["stats"], dependencies=[Depends(require("viewer"))])
 Conn = Annotated[psycopg.Connection, Depends(db)]
 DEFAULT_DAYS = 30
+# Every statistic (and page) reads a bounded window: a century of alerts is not one request's work.
+MAX_WINDOW = timedelta(days=366)
 
 
 def stats_window(time: Annotated[TimeWindow, Depends(window_query)],
                  type: Annotated[str | None, Depends(type_query)] = None,
                  township: Annotated[str | None, Query(description="township code")] = None) -> Window:
     until = time.until or datetime.now(UTC)
-    return Window(time.since or until - timedelta(days=DEFAULT_DAYS), until, type, township)
+    since = time.since or until - timedelta(days=DEFAULT_DAYS)
+    if until - since > MAX_WINDOW:
+        raise BadInput(f"since, until: at most {MAX_WINDOW.days} days at a time; this window is "
+                       f"{(until - since).days:,} days")
+    return Window(since, until, type, township)
 
 
 StatsWindow = Annotated[Window, Depends(stats_window)]
