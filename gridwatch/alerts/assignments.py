@@ -36,9 +36,9 @@ def open_assignment(conn: psycopg.Connection, incident_id: int) -> tuple[int, st
     return conn.execute(_OPEN_SQL, [incident_id]).fetchone()
 
 
-def start(conn: psycopg.Connection, incident_id: int, team_id: str, actor: str, now: datetime) -> str | None:
+def start(conn: psycopg.Connection, incident_id: int, team_id: str, actor: str, now: datetime) -> None:
     """Send `team_id` to the incident; an open assignment of another team is cleared as
-    reassigned. Returns the team reassigned away, if any."""
+    reassigned (and that team's status follows)."""
     current = open_assignment(conn, incident_id)
     previous = None
     if current is not None:
@@ -48,7 +48,6 @@ def start(conn: psycopg.Connection, incident_id: int, team_id: str, actor: str, 
     conn.execute("INSERT INTO assignments (incident_id, team_id, dispatched_at, dispatched_by) VALUES (%s, %s, %s, %s)",
                  [incident_id, team_id, now, actor])
     refresh_status(conn, sorted({team_id, previous} - {None}), now)
-    return previous
 
 
 def step(conn: psycopg.Connection, incident_id: int, action: str, now: datetime) -> None:
@@ -74,23 +73,19 @@ def refresh_status(conn: psycopg.Connection, team_ids: list[str], now: datetime)
         conn.execute(_REFRESH_SQL, {"teams": sorted(team_ids), "now": now})
 
 
-def holds(conn: psycopg.Connection, team_id: str, incident_id: int, cleared_ok: bool = False,
-          ever: bool = False) -> bool:
+def holds(conn: psycopg.Connection, team_id: str, incident_id: int, cleared_ok: bool = False) -> bool:
     """Whether the team is assigned to the incident now; with `cleared_ok` also when its
-    assignment ended with the incident's work (not when reassigned away); with `ever`, if
-    it was ever sent there or reported it from the field."""
-    if ever:
-        return conn.execute("SELECT EXISTS (SELECT 1 FROM assignments WHERE team_id = %(team)s "
-                            "AND incident_id = %(id)s) OR EXISTS (SELECT 1 FROM incidents WHERE id = %(id)s "
-                            "AND reported_by_team = %(team)s)", {"team": team_id, "id": incident_id}).fetchone()[0]
+    assignment ended with the incident's work (not when reassigned away)."""
     cond = "(cleared_at IS NULL OR cleared_why <> 'reassigned')" if cleared_ok else "cleared_at IS NULL"
     return conn.execute(f"SELECT EXISTS (SELECT 1 FROM assignments WHERE team_id = %s AND incident_id = %s "
                         f"AND {cond})", [team_id, incident_id]).fetchone()[0]
 
 
-def may_work_on(conn: psycopg.Connection, team_id: str, incident_id: int) -> bool:
-    """Whether a team may add to the incident's record (photos): it is or was sent there and
-    not reassigned away, or it reported the incident."""
-    return holds(conn, team_id, incident_id, cleared_ok=True) or conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM incidents WHERE id = %s AND reported_by_team = %s)",
-        [incident_id, team_id]).fetchone()[0]
+def concerns(conn: psycopg.Connection, team_id: str, incident_id: int, working: bool = False) -> bool:
+    """Whether the incident is the team's business: it reported it from the field, or was sent
+    there (ever, to read it; with `working`, to add to its record, not reassigned away)."""
+    sent = "(a.cleared_at IS NULL OR a.cleared_why <> 'reassigned')" if working else "true"
+    return conn.execute(f"SELECT EXISTS (SELECT 1 FROM assignments a WHERE a.team_id = %(team)s "
+                        f"AND a.incident_id = %(id)s AND {sent}) OR EXISTS (SELECT 1 FROM incidents "
+                        f"WHERE id = %(id)s AND reported_by_team = %(team)s)",
+                        {"team": team_id, "id": incident_id}).fetchone()[0]

@@ -34,10 +34,6 @@ class Placed:
     team_reason: str | None
     joined: bool
 
-    def as_dict(self) -> dict:
-        return {"incident_id": self.incident_id, "grid_code": self.grid_code, "township_code": self.township_code,
-                "team_id": self.team_id, "team_reason": self.team_reason, "joined": self.joined}
-
 
 def _waiting(conn: psycopg.Connection, alert_id: int) -> tuple:
     row = conn.execute(_ALERT_SQL, [alert_id]).fetchone()

@@ -1,5 +1,6 @@
 """Alert ingest (cameras, NVRs, the simulator) and reading alerts back."""
 
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -104,7 +105,7 @@ def assign_alert(alert_id: int, body: AssignIn, conn: Conn, request: Request,
                  principal: Annotated[Principal, Depends(require("operator"))]) -> Response:
     placed = queue.assign_to_grid(conn, alert_id, body.grid_code, actor(principal), request.app.state.grid_index.index,
                                   datetime.now(UTC))
-    return json_response({"alert_id": alert_id, **placed.as_dict()})
+    return json_response({"alert_id": alert_id, **asdict(placed)})
 
 
 @router.post("/alerts/{alert_id}/dismiss", summary="Take an alert out of the unassigned queue, with a reason")

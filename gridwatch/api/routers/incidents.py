@@ -128,7 +128,7 @@ def get_incident(incident_id: int, conn: Conn,
 
 def own_incident(conn: psycopg.Connection, principal: Principal, incident_id: int) -> None:
     """A team key reads only the incidents its team was sent to (403 otherwise)."""
-    if principal.role == "team" and not assignments.holds(conn, principal.team_id, incident_id, ever=True):
+    if principal.role == "team" and not assignments.concerns(conn, principal.team_id, incident_id):
         raise Forbidden(f"incident {incident_id} was never assigned to (or reported by) team {principal.team_id}")
 
 
@@ -145,7 +145,8 @@ async def add_photo(incident_id: int, request: Request,
         with request.app.state.pool.connection() as conn:
             if conn.execute("SELECT 1 FROM incidents WHERE id = %s", [incident_id]).fetchone() is None:
                 raise NotFound(f"no incident {incident_id}")
-            if principal.role == "team" and not assignments.may_work_on(conn, principal.team_id, incident_id):
+            if principal.role == "team" and not assignments.concerns(conn, principal.team_id, incident_id,
+                                                                     working=True):
                 raise Forbidden(f"incident {incident_id} is not assigned to team {principal.team_id}")
         jpeg = photos.clean_jpeg(body)
         with request.app.state.pool.connection() as conn:
