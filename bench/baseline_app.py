@@ -1,16 +1,13 @@
 """The lookup baseline: gridwatch's own app plus one endpoint that answers /grids/at's
 question with one psycopg query to PostGIS per request (same auth, same answer shape)."""
 
-from typing import Annotated
-
 import orjson
-import psycopg
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from starlette.responses import Response
 
+from gridwatch.api.access import VIEWER
 from gridwatch.api.app import create_app
-from gridwatch.api.auth import require
-from gridwatch.api.deps import db
+from gridwatch.api.deps import Conn
 from gridwatch.api.errors import problem
 from gridwatch.api.params import Lat, Lon
 
@@ -29,9 +26,10 @@ LIMIT 1
 
 def create() -> FastAPI:
     app = create_app()
+    app.state.access["GET /baseline/grids/at"] = VIEWER
 
-    @app.get("/baseline/grids/at", dependencies=[Depends(require("viewer"))])
-    def baseline_grid_at(lon: Lon, lat: Lat, conn: Annotated[psycopg.Connection, Depends(db)]) -> Response:
+    @app.get("/baseline/grids/at")
+    def baseline_grid_at(lon: Lon, lat: Lat, conn: Conn) -> Response:
         code, name, village, township, distance, version = conn.execute(SQL, {"lon": lon, "lat": lat}).fetchone()
         if distance is not None:
             return problem(404, f"no grid holds ({lon}, {lat}); the nearest is {code} ({name}), "

@@ -179,21 +179,25 @@ def keys_create(
                                            "(one team's phone, with --team)")],
     name: Annotated[str, typer.Option(help="who or what holds the key, e.g. 'command room'")],
     team: Annotated[str | None, typer.Option(help="team keys: the team's id (GET /patrols lists them)")] = None,
+    expires: Annotated[str | None, typer.Option(help="refuse the key after this: a time (2027-03-31, "
+                                                     "2027-03-31T18:00+08:00) or a span from now (12h, 90d)")] = None,
 ) -> None:
     """Create a key and print it once on stdout (only its hash is stored)."""
-    from gridwatch.api.auth import create_key
+    from gridwatch.api.auth import create_key, expiry
     from gridwatch.db import connect
 
+    until = expiry(expires) if expires else None
     with connect() as conn:
-        key_id, key = create_key(conn, role, name, team)
+        key_id, key = create_key(conn, role, name, team, until)
     bound = f", team {team}" if team else ""
+    bound += f", expires {until.isoformat()}" if until else ""
     say(f"key {key_id} ({role}{bound}, {name!r}); store it now, it cannot be shown again:")
     typer.echo(key)
 
 
 @command(keys_app, "list")
 def keys_list() -> None:
-    """List keys (id, name, role, first characters, revoked or not) as JSON."""
+    """List keys (id, name, role, team, first characters, expiry, revoked or not) as JSON."""
     from gridwatch.api.auth import list_keys
     from gridwatch.db import connect
 
@@ -393,24 +397,21 @@ def map_heatmap(
     file with every script, style and image inside it."""
     from datetime import UTC, datetime
 
-    from gridwatch.alerts.types import known_type, type_windows
-    from gridwatch.api.routers.maps import _dates, _page_window
     from gridwatch.config import api_settings
     from gridwatch.db import connect
     from gridwatch.geo.grid_index import GridIndex
+    from gridwatch.maps import form
     from gridwatch.maps.assets import present
     from gridwatch.maps.base import inline_assets
     from gridwatch.maps.pages import Base, heatmap_page
 
     if not present():
         raise GridwatchError("the map assets are missing: run `make assets`")
-    window = _page_window(_dates(since, until), type, township)
     settings = api_settings()
     with connect() as conn:
         say("building the heat map")
-        known_type(conn, window.type)
-        types = sorted(type_windows(conn))
-        townships = dict(conn.execute("SELECT code, name FROM townships ORDER BY code").fetchall())
+        window = form.window(conn, since, until, type, township, settings.timezone, datetime.now(UTC))
+        types, townships = form.choices(conn)
         page = heatmap_page(conn, GridIndex.load(conn), window, datetime.now(UTC),
                             Base(settings.tile_url, settings.tile_attribution, live=False), types, townships)
     out.write_text(inline_assets(page))

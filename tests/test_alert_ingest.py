@@ -1,11 +1,16 @@
 """Alert ingest: one alert becomes a placed, matched, grouped, assigned incident; repeats
 never duplicate; every bad input is refused with the reason and nothing is stored."""
 
+import asyncio
+import unicodedata
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import auth
+
+from gridwatch.alerts.model import AlertIn
 
 SEAT = (100.99, 36.90)
 
@@ -234,6 +239,12 @@ BAD_ALERTS = [
     ({"lon": 100.9, "lat": -91.0}, "lat"),
     ({"lon": 100.9}, "both lon and lat"),
     ({"type": "alien_landing"}, "unknown type"),
+    ({"source": "nvr\x00"}, "control characters"),
+    ({"event_id": "e\u0001vil"}, "control characters"),
+    ({"colour": "red\x00"}, "colour holds a NUL character"),
+    ({"meta": {"tags": ["ok", "b\x00d"]}}, "meta.tags[1] holds a NUL character"),
+    ({"occurred_at": "1970-01-01T00:00:00Z"}, "before 2000: the camera's clock is not set"),
+    ({"occurred_at": "0001-01-01T00:00:00Z"}, "before 2000"),
 ]
 
 
@@ -309,3 +320,38 @@ def test_an_alert_with_no_position_fix_is_refused(client, keys, conn):
     assert counts(conn) == before  # nothing stored
     # a camera on the county's edge still reports into the queue
     assert post(client, keys, alert(lon=100.2, lat=36.9, type="motion")).status_code == 201
+
+
+def test_an_event_sent_composed_and_decomposed_is_one_event(client, keys, conn):
+    composed = unicodedata.normalize("NFC", f"café-{uuid.uuid4().hex[:6]}")
+    first = post(client, keys, alert(event_id=composed))
+    again = post(client, keys, alert(event_id=unicodedata.normalize("NFD", composed)))
+    assert first.status_code == 201 and again.status_code == 200
+    assert again.json()["alert_id"] == first.json()["alert_id"]
+    assert conn.execute("SELECT count(*) FROM alerts WHERE event_id = %s", [composed]).fetchone()[0] == 1
+
+
+def test_one_bad_alert_never_fails_the_others_in_its_commit(client, keys, conn):
+    """Single alerts that arrive together share one transaction. One that the checks refuse,
+    and one that only the database refuses (made here without the checks), fail alone."""
+    queue = client.app.state.ingest_queue
+    good = [AlertIn(**alert(event_id=f"together-{i}")) for i in range(20)]
+    unstorable = AlertIn.model_construct(**{**alert(event_id="together-bad"), "source": "nul\x00"})
+    unstorable.occurred_at = datetime.now(UTC)
+
+    async def together():
+        return await asyncio.gather(*(queue.submit(a) for a in [*good[:10], unstorable, *good[10:]]),
+                                    return_exceptions=True)
+
+    results = client.portal.call(together)
+    assert isinstance(results[10], Exception)
+    assert all(not isinstance(r, Exception) and not r.repeat for i, r in enumerate(results) if i != 10), results
+    assert conn.execute("SELECT count(*) FROM alerts WHERE event_id LIKE 'together-%%'").fetchone()[0] == 20
+
+    before = counts(conn)
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda body: post(client, keys, body),
+                                [alert(event_id=f"burst-{i}") for i in range(14)] + [alert(source="nul\x00")]
+                                + [alert(occurred_at="0001-01-01T00:00:00Z")]))
+    assert [r.status_code for r in answers] == [201] * 14 + [422, 422]
+    assert counts(conn)[0] == before[0] + 14

@@ -1,12 +1,62 @@
-"""The alert wire format. Unknown fields are kept, in `extra`."""
+"""The alert wire format. Unknown fields are kept, in `extra`.
 
+What the database would refuse is refused here, alert by alert, so that one bad alert
+never fails the others it shares a transaction with: a NUL character anywhere, control
+characters in identifiers, times before EARLIEST (a camera whose clock was never set
+sends 1970). Identifiers are compared in Unicode's composed form (NFC), so one event sent
+as "café" composed and decomposed is one event.
+"""
+
+import unicodedata
+from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PositiveInt, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    StringConstraints,
+    model_validator,
+)
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-
+# Nothing gridwatch stores happened before this: an older time is a camera's unset clock.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_BATCH = 10_000
+
+
+def _identifier(value: str) -> str:
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in value):
+        raise ValueError("control characters are not allowed here")
+    return unicodedata.normalize("NFC", value)
+
+
+def _plausible(value: datetime) -> datetime:
+    if value < EARLIEST:
+        raise ValueError(f"{value.isoformat()} is before {EARLIEST.year}: the camera's clock is not set")
+    return value
+
+
+def _storable(value, path: str = "") -> None:
+    """Refuses a NUL character in any string of the kept fields (PostgreSQL cannot store it)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError(f"{path or 'a field'} holds a NUL character (\\u0000)")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _storable(k, path)
+            _storable(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _storable(v, f"{path}[{i}]")
+
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+                 AfterValidator(_identifier)]
+Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
+                 AfterValidator(_identifier)]
 
 
 class AlertIn(BaseModel):
@@ -20,10 +70,10 @@ class AlertIn(BaseModel):
 
     source: Text
     event_id: Text
-    camera_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-    type: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+    camera_id: Code
+    type: Code
     score: Annotated[float, Field(ge=0, le=1)]
-    occurred_at: AwareDatetime
+    occurred_at: Annotated[AwareDatetime, AfterValidator(_plausible)]
     box: tuple[float, float, float, float] | None = None
     frame_size: tuple[PositiveInt, PositiveInt] | None = None
     lon: Annotated[float, Field(ge=-180, le=180)] | None = None
@@ -31,6 +81,7 @@ class AlertIn(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> "AlertIn":
+        _storable(self.model_extra)
         if (self.lon is None) != (self.lat is None):
             raise ValueError("give both lon and lat, or neither")
         if self.box is not None:

@@ -153,3 +153,23 @@ def add_positions(conn: psycopg.Connection, team_id: str, pings: list[tuple[date
                     "ST_SetSRID(ST_MakePoint(%s, %s), 4326)) ON CONFLICT DO NOTHING",
                     [(team_id, at, lon, lat) for at, lon, lat in pings], returning=False)
     return cur.rowcount
+
+
+def recommend(conn: psycopg.Connection, now: datetime, incident: int | None, lon: float | None, lat: float | None,
+              limit: int) -> dict:
+    """Teams ranked for an incident (its place and grid) or a point (the grid holding it)."""
+    from gridwatch.alerts.dispatch import TeamBoard  # dispatch reads teams through this module
+
+    if incident is not None:
+        row = conn.execute("SELECT ST_X(geom), ST_Y(geom), grid_code FROM incidents WHERE id = %s",
+                           [incident]).fetchone()
+        if row is None:
+            raise NotFound(f"no incident {incident}")
+        lon, lat, grid = row
+    elif lon is None or lat is None:
+        raise BadInput("give incident=ID, or lon= and lat=")
+    else:
+        grid = conn.execute("SELECT grid_at(ST_SetSRID(ST_MakePoint(%s, %s), 4326))", [lon, lat]).fetchone()[0]
+    candidates, why_none = TeamBoard.load(conn, now).recommend(lon, lat, grid, limit=limit)
+    return {"incident_id": incident, "lon": lon, "lat": lat, "grid_code": grid,
+            "candidates": [c.as_dict() for c in candidates], "none_available": why_none}

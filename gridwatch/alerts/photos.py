@@ -11,7 +11,8 @@ from datetime import datetime
 import psycopg
 
 from gridwatch import jpeg
-from gridwatch.errors import NotFound, TooLarge
+from gridwatch.alerts import assignments
+from gridwatch.errors import Forbidden, NotFound, TooLarge
 
 MAX_UPLOAD_BYTES = 6 * 1024 * 1024  # under the server's body limit, with a clearer message
 MAX_SIDE_PX = 1600
@@ -23,6 +24,15 @@ def clean_jpeg(data: bytes) -> bytes:
     if len(data) > MAX_UPLOAD_BYTES:
         raise TooLarge(f"the photo is {len(data):,} bytes; at most {MAX_UPLOAD_BYTES:,}")
     return jpeg.write(jpeg.read(data, MAX_SIDE_PX))
+
+
+def check_may_add(conn: psycopg.Connection, incident_id: int, team_id: str | None) -> None:
+    """Raises NotFound for no such incident, Forbidden for a team (`team_id`) not working
+    on it: checked before a photo is decoded, which takes memory and time."""
+    if conn.execute("SELECT 1 FROM incidents WHERE id = %s", [incident_id]).fetchone() is None:
+        raise NotFound(f"no incident {incident_id}")
+    if team_id is not None and not assignments.concerns(conn, team_id, incident_id, working=True):
+        raise Forbidden(f"incident {incident_id} is not assigned to team {team_id}")
 
 
 def add_photo(conn: psycopg.Connection, incident_id: int, jpeg: bytes, actor: str, now: datetime) -> int:

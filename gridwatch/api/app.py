@@ -17,7 +17,7 @@ from gridwatch import __version__
 from gridwatch.alerts.deadlines import check_deadlines
 from gridwatch.alerts.registry import Registry
 from gridwatch.alerts.retention import purge
-from gridwatch.api import errors
+from gridwatch.api import access, errors
 from gridwatch.api.auth import AuditLog, KeyStore
 from gridwatch.api.ingest_queue import IngestQueue
 from gridwatch.api.live import LiveFeed
@@ -164,7 +164,7 @@ def create_app(db: DatabaseSettings | None = None, api: ApiSettings | None = Non
                   description="Governance grids on a map; camera alerts routed to the teams that act on them. "
                               "Send `Authorization: Bearer <key>` on every call but /health and the docs.")
     errors.install(app)
-    for router in (health.router, grids.hot_router, grids.router, cameras.router, alerts.router, incidents.router,
+    for router in (health.router, grids.router, cameras.router, alerts.router, incidents.router,
                    patrols.router, stats.router, types.router, maps.router, admin.router):
         app.include_router(router)
     if not assets_present():
@@ -185,8 +185,19 @@ def create_app(db: DatabaseSettings | None = None, api: ApiSettings | None = Non
                                    swagger_js_url=f"{STATIC}/swagger-ui/swagger-ui-bundle.js",
                                    swagger_css_url=f"{STATIC}/swagger-ui/swagger-ui.css",
                                    swagger_favicon_url=f"{STATIC}/swagger-ui/favicon-32x32.png",
-                                   swagger_ui_parameters={"validatorUrl": None})  # no call to swagger.io
+                                   # no call to swagger.io; a key given to Authorize survives a reload
+                                   swagger_ui_parameters={"validatorUrl": None, "persistAuthorization": True})
 
+    app.state.access = dict(access.ACCESS)
+    described = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            app.openapi_schema = access.describe(described(), app.state.access)
+        return app.openapi_schema
+
+    app.openapi = openapi
+    app.add_middleware(access.Guard)
     app.add_middleware(Audit)
     app.add_middleware(BodyLimit, max_bytes=api.max_body_bytes)
     return app

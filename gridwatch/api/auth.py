@@ -7,11 +7,12 @@ announced by the database, so a revoked key stops working at once in every proce
 
 import hashlib
 import logging
+import re
 import secrets
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import psycopg
@@ -39,6 +40,7 @@ class Principal:
     name: str
     role: str
     team_id: str | None = None  # a team key's team
+    expires_at: datetime | None = None
 
     def at_least(self, role: str) -> bool:
         return self.role in ROLES and ROLES.index(self.role) >= ROLES.index(role)
@@ -59,9 +61,27 @@ def _hash(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
 
-def create_key(conn: psycopg.Connection, role: str, name: str, team_id: str | None = None) -> tuple[int, str]:
-    """Store a new key (a `team` key for the team `team_id`); returns (id, key). The key
-    itself is never stored."""
+def expiry(text: str, now: datetime | None = None) -> datetime:
+    """When a key given `--expires TEXT` stops working: a span from now (`12h`, `90d`), or
+    a time (a plain date is its midnight UTC)."""
+    now = now or datetime.now(UTC)
+    span = re.fullmatch(r"(\d{1,5})([hd])", text.strip())
+    if span:
+        return now + timedelta(**{"hours" if span[2] == "h" else "days": int(span[1])})
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise BadInput(f"--expires {text!r}: give a time (2027-03-31, 2027-03-31T18:00+08:00) or a span from now "
+                       f"(12h, 7d)") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def create_key(conn: psycopg.Connection, role: str, name: str, team_id: str | None = None,
+               expires_at: datetime | None = None) -> tuple[int, str]:
+    """Store a new key (a `team` key for the team `team_id`; refused after `expires_at` if
+    given); returns (id, key). The key itself is never stored."""
+    if expires_at is not None and expires_at <= datetime.now(UTC):
+        raise BadInput(f"the expiry {expires_at.isoformat()} has passed already; give a later one")
     if role not in ALL_ROLES:
         raise BadInput(f"role {role!r} is not one of {', '.join(ALL_ROLES)}")
     if not name.strip():
@@ -73,16 +93,18 @@ def create_key(conn: psycopg.Connection, role: str, name: str, team_id: str | No
     if team_id and conn.execute("SELECT 1 FROM teams WHERE id = %s", [team_id]).fetchone() is None:
         raise BadInput(f"no team {team_id!r}; the ids are in GET /patrols")
     key = _PREFIX + secrets.token_urlsafe(32)
-    key_id = conn.execute("INSERT INTO api_keys (name, role, team_id, key_hash, prefix) VALUES (%s, %s, %s, %s, %s) "
-                          "RETURNING id", [name.strip(), role, team_id, _hash(key), key[:8]]).fetchone()[0]
+    key_id = conn.execute("INSERT INTO api_keys (name, role, team_id, key_hash, prefix, expires_at) "
+                          "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+                          [name.strip(), role, team_id, _hash(key), key[:8], expires_at]).fetchone()[0]
     conn.commit()
     return key_id, key
 
 
 def list_keys(conn: psycopg.Connection) -> list[dict]:
-    rows = conn.execute("SELECT id, name, role, team_id, prefix, created_at, revoked_at FROM api_keys ORDER BY id")
+    rows = conn.execute("SELECT id, name, role, team_id, prefix, created_at, expires_at, revoked_at FROM api_keys "
+                        "ORDER BY id")
     return [{"id": r[0], "name": r[1], "role": r[2], "team_id": r[3], "prefix": r[4], "created_at": r[5].isoformat(),
-             "revoked_at": r[6].isoformat() if r[6] else None} for r in rows]
+             "expires_at": r[6] and r[6].isoformat(), "revoked_at": r[7] and r[7].isoformat()} for r in rows]
 
 
 def revoke_key(conn: psycopg.Connection, key_id: int) -> None:
@@ -93,8 +115,8 @@ def revoke_key(conn: psycopg.Connection, key_id: int) -> None:
 
 
 def key_valid(conn: psycopg.Connection, key: str) -> bool:
-    return conn.execute("SELECT 1 FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL",
-                        [_hash(key)]).fetchone() is not None
+    return conn.execute("SELECT 1 FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL "
+                        "AND (expires_at IS NULL OR expires_at > now())", [_hash(key)]).fetchone() is not None
 
 
 class KeyStore:
@@ -126,12 +148,24 @@ class KeyStore:
         digest = _hash(key)
         now = time.monotonic()
         with self.pool.connection() as conn:
-            row = conn.execute("SELECT id, name, role, team_id FROM api_keys "
+            row = conn.execute("SELECT id, name, role, team_id, expires_at FROM api_keys "
                                "WHERE key_hash = %s AND revoked_at IS NULL", [digest]).fetchone()
         principal = Principal(*row) if row else None
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[digest] = (principal, now + CACHE_TTL_S)
+        return principal
+
+    async def check(self, key: str) -> Principal:
+        """The key's holder; raises Unauthorized for an unknown, revoked or expired key."""
+        known, principal = self.cached(key)
+        if not known:
+            principal = await run_in_threadpool(self.verify, key)
+        if principal is None or principal.key_id in self.revoked:
+            raise Unauthorized("unknown or revoked API key")
+        if principal.expires_at is not None and principal.expires_at <= datetime.now(UTC):
+            raise Unauthorized(f"API key {principal.name!r} expired at {principal.expires_at.isoformat()}; "
+                               f"ask an admin for a new one (`gridwatch keys create`)")
         return principal
 
 
@@ -150,14 +184,14 @@ async def authenticate(request: Request) -> Principal:
     if not key:
         raise Unauthorized("this needs an API key: send `Authorization: Bearer <key>` "
                            "(create one with `gridwatch keys create`)")
-    store: KeyStore = request.app.state.keys
-    known, principal = store.cached(key)
-    if not known:
-        principal = await run_in_threadpool(store.verify, key)
-    if principal is None or principal.key_id in store.revoked:
-        raise Unauthorized("unknown or revoked API key")
+    principal = await request.app.state.keys.check(key)
     request.state.principal = principal
     return principal
+
+
+def signed_in(request: Request) -> Principal:
+    """The caller, as `access.Guard` authenticated it before the route ran."""
+    return request.state.principal
 
 
 def _same_origin(request: Request) -> None:
@@ -171,20 +205,6 @@ def _same_origin(request: Request) -> None:
     if host is None or (sent.scheme, sent.netloc) != (request.url.scheme, host):
         raise Forbidden(f"a cross-site request from {origin or 'an unnamed origin'} was refused; act from "
                         f"gridwatch's own pages, or send `Authorization: Bearer <key>` from a script")
-
-
-def require(role: str, ingest: bool = False, team: bool = False):
-    """Dependency: the caller must hold `role` or above (or be an ingest key, or a team key,
-    if allowed; a route that lets team keys in checks which team's data is asked for)."""
-
-    async def check(request: Request) -> Principal:
-        principal = await authenticate(request)
-        if principal.at_least(role) or (ingest and principal.role == "ingest") or (team and principal.role == "team"):
-            return principal
-        allowed = ", ".join(ROLES[ROLES.index(role):] + (("ingest",) if ingest else ()) + (("team",) if team else ()))
-        raise Forbidden(f"this needs role {allowed}; key {principal.name!r} has role {principal.role}")
-
-    return check
 
 
 class AuditLog:

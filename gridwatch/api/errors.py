@@ -56,20 +56,31 @@ def page_visit(request: Request) -> bool:
         "text/html" in request.headers.get("accept", "")
 
 
+def refusal(request: Request, exc: GridwatchError) -> Response:
+    """The answer to a domain error: problem+json, or for a person at a browser who is not
+    signed in, the sign-in form."""
+    if exc.status == 401 and page_visit(request):
+        page = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?{urlencode({'next': page})}", status_code=303)
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    if exc.status == 503:
+        headers = {"Retry-After": "5"}
+    # extension members never override the standard ones (RFC 9457 §3.2)
+    extra = {k: v for k, v in exc.extra.items() if k not in ("type", "title", "status", "detail", "headers")}
+    return problem(exc.status, exc.detail, title=exc.title, headers=headers, **extra)
+
+
+def unavailable(exc: Exception) -> Response:
+    log.warning("database unavailable: %s", exc)
+    return problem(503, "the database is unavailable; retry shortly", headers={"Retry-After": "5"})
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every failure into problem+json."""
 
     @app.exception_handler(GridwatchError)
     async def domain_error(request: Request, exc: GridwatchError) -> Response:
-        if exc.status == 401 and page_visit(request):  # a person at a browser: the sign-in form
-            page = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            return RedirectResponse(f"/login?{urlencode({'next': page})}", status_code=303)
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        if exc.status == 503:
-            headers = {"Retry-After": "5"}
-        # extension members never override the standard ones (RFC 9457 §3.2)
-        extra = {k: v for k, v in exc.extra.items() if k not in ("type", "title", "status", "detail", "headers")}
-        return problem(exc.status, exc.detail, title=exc.title, headers=headers, **extra)
+        return refusal(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> Response:
@@ -112,8 +123,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(psycopg.OperationalError)
     @app.exception_handler(PoolTimeout)
     async def db_down(_request: Request, exc: Exception) -> Response:
-        log.warning("database unavailable: %s", exc)
-        return problem(503, "the database is unavailable; retry shortly", headers={"Retry-After": "5"})
+        return unavailable(exc)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

@@ -12,7 +12,8 @@ import asyncio
 import logging
 from datetime import UTC, datetime
 
-from psycopg_pool import ConnectionPool
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
 from starlette.concurrency import run_in_threadpool
 
 from gridwatch.alerts.ingest import AlertResult, ingest
@@ -91,6 +92,20 @@ class IngestQueue:
                     loop.call_soon_threadsafe(_fail, futures[i], error)
                 todo = [i for i in todo if i not in bad]
                 continue
+            except (psycopg.OperationalError, PoolTimeout):
+                raise  # the database is down: every alert hears it
+            except Exception:
+                if len(alerts) == 1:
+                    raise
+                # a value the checks let through and the database refused: each alert alone,
+                # so that only the one at fault fails
+                log.warning("a batch of %d alerts failed; storing them one by one", len(todo), exc_info=True)
+                for i in todo:
+                    try:
+                        [results[i]] = self._store([alerts[i]], [futures[i]])
+                    except Exception as exc:
+                        loop.call_soon_threadsafe(_fail, futures[i], exc)
+                break
             for i, result in zip(todo, stored, strict=True):
                 results[i] = result
             break

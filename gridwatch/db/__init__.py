@@ -44,3 +44,8 @@ def open_pool(url: str | None = None, settings: DatabaseSettings | None = None) 
     )
     pool.open(wait=False)
     return pool
+
+
+def server_facts(conn: psycopg.Connection) -> tuple[str, int]:
+    """(PostGIS version, boundary version): what /health reports of the database."""
+    return conn.execute("SELECT postgis_lib_version(), boundary_version()").fetchone()

@@ -9,7 +9,7 @@ import orjson
 import psycopg
 import shapely
 
-from gridwatch.errors import NotFound
+from gridwatch.errors import BadInput, NotFound
 from gridwatch.geo.boundary_checks import CheckResult, Existing, Problem, Unit, check
 from gridwatch.geo.boundary_files import LEVELS, read_boundaries
 from gridwatch.geo.grid_index import CHANNEL
@@ -53,6 +53,23 @@ class ImportReport:
 
 def current_version(conn: psycopg.Connection) -> int:
     return conn.execute("SELECT boundary_version()").fetchone()[0]
+
+
+def township_names(conn: psycopg.Connection) -> dict[str, str]:
+    """Township code → name, in code order."""
+    return dict(conn.execute("SELECT code, name FROM townships ORDER BY code").fetchall())
+
+
+def known_township(conn: psycopg.Connection, code: str | None) -> str | None:
+    """`code` if there is such a township, None if none was given (or empty, as a form's
+    "all townships" sends it); refused otherwise, as a filter on a misspelt code would
+    quietly match nothing."""
+    if not code:
+        return None
+    if conn.execute("SELECT 1 FROM townships WHERE code = %s", [code]).fetchone() is None:
+        raise BadInput(f"township: no township {code!r}; GET /townships lists them",
+                       errors=[{"field": "township", "message": "unknown township", "input": code}])
+    return code
 
 
 def import_boundaries(conn: psycopg.Connection, path: Path, *, crs: str | None = None, gcj02: bool = False,

@@ -2,13 +2,14 @@
 All aggregated in PostGIS, filtered by a window [since, until), type and township."""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import psycopg
 import shapely
 
 from gridwatch.alerts.incidents import OVERDUE_SQL
+from gridwatch.alerts.model import EARLIEST
 from gridwatch.errors import BadInput
 from gridwatch.geo.grid_index import GridIndex
 
@@ -30,6 +31,29 @@ class Window:
 
     def params(self) -> dict:
         return {"since": self.since, "until": self.until, "type": self.type, "township": self.township}
+
+
+DEFAULT_DAYS = 30
+# Every statistic (and page) reads a bounded window: a century of alerts is not one request's work.
+MAX_WINDOW = timedelta(days=366)
+
+
+def bounded(since: datetime | None, until: datetime | None, type_: str | None, township: str | None,
+            now: datetime) -> Window:
+    """The window asked for (by default the last DEFAULT_DAYS days to now); refused if
+    longer than MAX_WINDOW, back to front, or reaching before anything was stored."""
+    for name, when in (("since", since), ("until", until)):
+        if when is not None and when < EARLIEST:
+            raise BadInput(f"{name}: {when.isoformat()} is before {EARLIEST.year}, when gridwatch's records begin",
+                           errors=[{"field": name, "message": f"before {EARLIEST.year}", "input": when.isoformat()}])
+    until = until or now
+    since = since or until - timedelta(days=DEFAULT_DAYS)
+    if since >= until:
+        raise BadInput(f"since must be before until (since {since.isoformat()}, until {until.isoformat()})")
+    if until - since > MAX_WINDOW:
+        raise BadInput(f"since, until: at most {MAX_WINDOW.days} days at a time; this window is "
+                       f"{(until - since).days:,} days")
+    return Window(since, until, type_, township)
 
 
 def window_sql(alias: str, time_column: str) -> str:

@@ -15,6 +15,7 @@ import cv2
 import httpx
 import psycopg
 
+from gridwatch.alerts import snapshots
 from gridwatch.alerts.ingest import ingest
 from gridwatch.alerts.model import AlertIn
 from gridwatch.alerts.registry import Registry
@@ -54,7 +55,7 @@ class DatabaseSink:
         [result] = ingest(self.conn, [alert], self.index, datetime.now(UTC), check_future=False,
                           registry=self.registry)
         if not result.repeat:
-            store_snapshot(self.conn, result.alert_id, jpeg)
+            snapshots.store(self.conn, result.alert_id, jpeg)
         self.conn.commit()
         return result.as_dict()
 
@@ -85,11 +86,6 @@ class HttpSink:
             if s.status_code not in (200, 201):
                 log.warning("snapshot of alert %s not stored: %s", result["alert_id"], s.text[:200])
         return result
-
-
-def store_snapshot(conn: psycopg.Connection, alert_id: int, jpeg: bytes) -> None:
-    conn.execute("INSERT INTO snapshots (alert_id, jpeg) VALUES (%s, %s) ON CONFLICT (alert_id) DO UPDATE "
-                 "SET jpeg = excluded.jpeg, taken_at = now()", [alert_id, jpeg])
 
 
 def is_stream(source: str) -> bool:

@@ -5,23 +5,21 @@ from pathlib import Path
 from typing import Annotated
 
 import orjson
-import psycopg
-from fastapi import APIRouter, Depends, File, Query, UploadFile
+from fastapi import APIRouter, File, Query, UploadFile
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from gridwatch.api.auth import require
-from gridwatch.api.deps import db
+from gridwatch.api.deps import Conn
 from gridwatch.errors import BadInput
 from gridwatch.geo.boundaries import import_boundaries
 
-router = APIRouter(tags=["admin"], dependencies=[Depends(require("admin"))])
+router = APIRouter(tags=["admin"])
 
 
 @router.post("/admin/boundaries", summary="Import a boundary file (GeoJSON, GeoPackage, zipped Shapefile)")
 async def upload_boundaries(
     file: Annotated[UploadFile, File(description="the boundary file")],
-    conn: Annotated[psycopg.Connection, Depends(db)],
+    conn: Conn,
     crs: Annotated[str | None, Query(description="source CRS if the file has none, e.g. EPSG:4490")] = None,
     gcj02: Annotated[bool, Query(description="coordinates are GCJ-02")] = False,
     dry_run: Annotated[bool, Query(description="check and report only")] = False,

@@ -4,33 +4,27 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated
 
-import psycopg
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import Field, TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from gridwatch import jpeg
-from gridwatch.alerts import queue
+from gridwatch.alerts import queue, snapshots
 from gridwatch.alerts.ingest import ingest
 from gridwatch.alerts.model import MAX_BATCH, AlertIn
 from gridwatch.alerts.queries import alert_collection, alert_feature
-from gridwatch.api.auth import Principal, actor, require
+from gridwatch.api.auth import actor
 from gridwatch.api.body import Body
-from gridwatch.api.deps import db, json_response
+from gridwatch.api.deps import Conn, Grids, Registry, SignedIn, json_response
 from gridwatch.api.errors import validation_items
 from gridwatch.api.params import BBox, Page, TimeWindow, bbox_query, page_query, type_query, window_query
-from gridwatch.errors import BadInput, NotFound, TooLarge
-from gridwatch.video.detect import store_snapshot
-from gridwatch.video.motion import mask_frame, polygon_pixels
+from gridwatch.errors import BadInput
 
 router = APIRouter(tags=["alerts"])
-Conn = Annotated[psycopg.Connection, Depends(db)]
 _batch = TypeAdapter(Annotated[list[AlertIn], Field(max_length=MAX_BATCH)])
 
 
-@router.post("/alerts", summary="One alert → placed, matched, grouped, assigned (201; 200 for a repeat)",
-             dependencies=[Depends(require("operator", ingest=True))])
+@router.post("/alerts", summary="One alert → placed, matched, grouped, assigned (201; 200 for a repeat)")
 async def post_alert(alert: AlertIn, request: Request) -> Response:
     """Answered once the alert is committed (alerts arriving together share the commit)."""
     result = await request.app.state.ingest_queue.submit(alert)
@@ -38,26 +32,24 @@ async def post_alert(alert: AlertIn, request: Request) -> Response:
 
 
 @router.post("/alerts/batch", summary="Up to 10,000 alerts, all or nothing (a JSON array)",
-             dependencies=[Depends(require("operator", ingest=True))],
              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                  "schema": {"type": "array", "maxItems": MAX_BATCH, "items": {"$ref": "#/components/schemas/AlertIn"}}
              }}}})
-async def post_batch(request: Request) -> Response:
+async def post_batch(request: Request, index: Grids, registry: Registry) -> Response:
     """Every alert is checked first; if any is bad, the answer lists each bad one (by
     index) and nothing is stored. Repeats of stored (source, event_id) pairs are answered
     with their first result."""
     body = await request.body()
-    return await run_in_threadpool(_batch_ingest, request, body)
+    return await run_in_threadpool(_batch_ingest, request, body, index, registry)
 
 
-def _batch_ingest(request: Request, body: bytes) -> Response:
+def _batch_ingest(request: Request, body: bytes, index, registry) -> Response:
     try:
         alerts = _batch.validate_json(body)  # parsed and checked in one pass, in Rust
     except ValidationError as exc:
         raise _refusal(exc) from None
     with request.app.state.pool.connection() as conn:
-        results = ingest(conn, alerts, request.app.state.grid_index.index, datetime.now(UTC),
-                         registry=request.app.state.registry)
+        results = ingest(conn, alerts, index, datetime.now(UTC), registry=registry)
     repeated = sum(r.repeat for r in results)
     return json_response({"count": len(results), "created": len(results) - repeated, "repeated": repeated,
                   "results": [r.as_dict() for r in results]}, 200 if repeated == len(results) else 201)
@@ -78,7 +70,7 @@ def _refusal(exc: ValidationError) -> BadInput:
 
 
 @router.get("/alerts", summary="Alerts as GeoJSON; unassigned=true is the queue of alerts outside every grid",
-            dependencies=[Depends(require("viewer"))], response_class=Response)
+            response_class=Response)
 def list_alerts(conn: Conn, window: Annotated[TimeWindow, Depends(window_query)],
                 bbox: Annotated[BBox | None, Depends(bbox_query)], page: Annotated[Page, Depends(page_query)],
                 camera: str | None = None, grid: str | None = None, township: str | None = None,
@@ -101,58 +93,41 @@ class DismissIn(Body):
 
 @router.post("/alerts/{alert_id}/assign", summary="Place an alert of the unassigned queue in a grid: it joins or "
              "opens an incident there as any alert would")
-def assign_alert(alert_id: int, body: AssignIn, conn: Conn, request: Request,
-                 principal: Annotated[Principal, Depends(require("operator"))]) -> Response:
-    placed = queue.assign_to_grid(conn, alert_id, body.grid_code, actor(principal), request.app.state.grid_index.index,
-                                  datetime.now(UTC))
+def assign_alert(alert_id: int, body: AssignIn, conn: Conn, index: Grids, principal: SignedIn) -> Response:
+    placed = queue.assign_to_grid(conn, alert_id, body.grid_code, actor(principal), index, datetime.now(UTC))
     return json_response({"alert_id": alert_id, **asdict(placed)})
 
 
 @router.post("/alerts/{alert_id}/dismiss", summary="Take an alert out of the unassigned queue, with a reason")
-def dismiss_alert(alert_id: int, body: DismissIn, conn: Conn,
-                  principal: Annotated[Principal, Depends(require("operator"))]) -> Response:
+def dismiss_alert(alert_id: int, body: DismissIn, conn: Conn, principal: SignedIn) -> Response:
     queue.dismiss(conn, alert_id, body.reason, actor(principal), datetime.now(UTC))
     return Response(alert_feature(conn, alert_id), media_type="application/geo+json")
 
 
-@router.get("/alerts/{alert_id}", dependencies=[Depends(require("viewer"))], response_class=Response)
+@router.get("/alerts/{alert_id}", response_class=Response)
 def get_alert(alert_id: int, conn: Conn) -> Response:
     return Response(alert_feature(conn, alert_id), media_type="application/geo+json")
 
 
-MAX_SNAPSHOT_BYTES = 2 * 1024 * 1024
-SNAPSHOT_SIDE_PX = 1920
-
-
 @router.put("/alerts/{alert_id}/snapshot", summary="Store the alert's JPEG snapshot: re-encoded without its "
-            "metadata, the camera's privacy masks applied here whatever the sender did",
-            dependencies=[Depends(require("operator", ingest=True))])
+            "metadata, the camera's privacy masks applied here whatever the sender did")
 async def put_snapshot(alert_id: int, request: Request) -> Response:
     body = await request.body()
-    if len(body) > MAX_SNAPSHOT_BYTES:
-        raise TooLarge(f"the snapshot is {len(body):,} bytes; at most {MAX_SNAPSHOT_BYTES:,}")
-    jpeg.require_jpeg(body)
+    snapshots.check_upload(body)
 
     def store() -> None:
         with request.app.state.pool.connection() as conn:
-            row = conn.execute("SELECT c.privacy_masks FROM alerts a JOIN cameras c ON c.id = a.camera_id "
-                               "WHERE a.id = %s", [alert_id]).fetchone()
-        if row is None:
-            raise NotFound(f"no alert {alert_id}")
-        image = jpeg.read(body, SNAPSHOT_SIDE_PX)
-        size = (image.shape[1], image.shape[0])
-        masked = mask_frame(image, [polygon_pixels(m, size) for m in row[0]])
+            masks = snapshots.masks_of(conn, alert_id)
+        jpeg = snapshots.cleaned(body, masks)  # decoding holds no connection
         with request.app.state.pool.connection() as conn:
-            store_snapshot(conn, alert_id, jpeg.write(masked))
+            snapshots.store(conn, alert_id, jpeg)
 
     await run_in_threadpool(store)
     return Response(status_code=201)
 
 
 @router.get("/alerts/{alert_id}/snapshot", summary="The alert's JPEG snapshot", response_class=Response,
-            responses={200: {"content": {"image/jpeg": {}}}}, dependencies=[Depends(require("viewer"))])
+            responses={200: {"content": {"image/jpeg": {}}}})
 def get_snapshot(alert_id: int, conn: Conn) -> Response:
-    row = conn.execute("SELECT jpeg FROM snapshots WHERE alert_id = %s", [alert_id]).fetchone()
-    if row is None:
-        raise NotFound(f"no snapshot for alert {alert_id}")
-    return Response(bytes(row[0]), media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+    return Response(snapshots.snapshot(conn, alert_id), media_type="image/jpeg",
+                    headers={"Cache-Control": "private, max-age=3600"})

@@ -4,20 +4,17 @@ from typing import Annotated
 
 import numpy as np
 import orjson
-import psycopg
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from pydantic import Field
 from starlette.responses import Response
 
 from gridwatch.alerts import cameras
-from gridwatch.api.auth import require
 from gridwatch.api.body import Body
-from gridwatch.api.deps import db
+from gridwatch.api.deps import Conn, Registry
 from gridwatch.api.params import BBox, Page, bbox_query, page_query
 
 GEOJSON = "application/geo+json"
 router = APIRouter(tags=["cameras"])
-Conn = Annotated[psycopg.Connection, Depends(db)]
 Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 
 
@@ -71,7 +68,7 @@ class CalibrationIn(Body):
 
 
 @router.get("/cameras", summary="Cameras as GeoJSON (positions, or view sectors with view=true)",
-            dependencies=[Depends(require("viewer"))], response_class=Response)
+            response_class=Response)
 def list_cameras(conn: Conn, bbox: Annotated[BBox | None, Depends(bbox_query)],
                  page: Annotated[Page, Depends(page_query)],
                  grid: str | None = None, township: str | None = None, active: bool | None = None,
@@ -81,47 +78,46 @@ def list_cameras(conn: Conn, bbox: Annotated[BBox | None, Depends(bbox_query)],
     return Response(body, media_type=GEOJSON)
 
 
-@router.get("/cameras/{camera_id}", dependencies=[Depends(require("viewer"))], response_class=Response)
+@router.get("/cameras/{camera_id}", response_class=Response)
 def get_camera(camera_id: str, conn: Conn) -> Response:
     return Response(cameras.camera_feature(conn, camera_id), media_type=GEOJSON)
 
 
-@router.post("/cameras", status_code=201, dependencies=[Depends(require("admin"))], response_class=Response)
-def create_camera(camera: CameraIn, conn: Conn, request: Request) -> Response:
+@router.post("/cameras", status_code=201, response_class=Response)
+def create_camera(camera: CameraIn, conn: Conn, registry: Registry) -> Response:
     cameras.create_camera(conn, camera.model_dump())
-    request.app.state.registry.forget_cameras()
+    registry.forget_cameras()
     return Response(cameras.camera_feature(conn, camera.id), status_code=201, media_type=GEOJSON)
 
 
-@router.patch("/cameras/{camera_id}", dependencies=[Depends(require("admin"))], response_class=Response)
-def update_camera(camera_id: str, changes: CameraPatch, conn: Conn, request: Request) -> Response:
+@router.patch("/cameras/{camera_id}", response_class=Response)
+def update_camera(camera_id: str, changes: CameraPatch, conn: Conn, registry: Registry) -> Response:
     """Moving or turning a calibrated camera drops its calibration."""
     cameras.update_camera(conn, camera_id, changes.model_dump(exclude_none=True))
-    request.app.state.registry.forget_cameras()
+    registry.forget_cameras()
     return Response(cameras.camera_feature(conn, camera_id), media_type=GEOJSON)
 
 
-@router.get("/cameras/{camera_id}/video", summary="Zones and privacy masks, for a video detector",
-            dependencies=[Depends(require("viewer", ingest=True))])
+@router.get("/cameras/{camera_id}/video", summary="Zones and privacy masks, for a video detector")
 def camera_video(camera_id: str, conn: Conn) -> Response:
     return Response(orjson.dumps(cameras.camera_video(conn, camera_id)), media_type="application/json")
 
 
-@router.delete("/cameras/{camera_id}", dependencies=[Depends(require("admin"))], response_class=Response,
+@router.delete("/cameras/{camera_id}", response_class=Response,
                summary="Deactivate a camera (its alerts keep pointing at it, so it is never deleted)")
-def deactivate_camera(camera_id: str, conn: Conn, request: Request) -> Response:
+def deactivate_camera(camera_id: str, conn: Conn, registry: Registry) -> Response:
     cameras.update_camera(conn, camera_id, {"active": False})
-    request.app.state.registry.forget_cameras()
+    registry.forget_cameras()
     return Response(cameras.camera_feature(conn, camera_id), media_type=GEOJSON)
 
 
-@router.put("/cameras/{camera_id}/calibration", dependencies=[Depends(require("admin"))],
+@router.put("/cameras/{camera_id}/calibration",
             summary="Fit the image → ground homography from ≥ 4 pixel ↔ lon/lat pairs")
-def calibrate(camera_id: str, body: CalibrationIn, conn: Conn, request: Request) -> Response:
+def calibrate(camera_id: str, body: CalibrationIn, conn: Conn, registry: Registry) -> Response:
     pixels = np.array([p.pixel for p in body.points], dtype=float).reshape(-1, 2)
     lonlat = np.array([(p.lon, p.lat) for p in body.points], dtype=float).reshape(-1, 2)
     result = cameras.calibrate_camera(conn, camera_id, body.frame_size, pixels, lonlat)
-    request.app.state.registry.forget_cameras()
+    registry.forget_cameras()
     return Response(orjson.dumps({"camera_id": camera_id, "frame_size": list(body.frame_size),
                                   "error_m": result.error_m, "point_errors_m": result.point_errors_m,
                                   "inliers": result.inliers, "epsg": result.homography.epsg}),

@@ -4,13 +4,11 @@ from typing import Annotated
 
 import numpy as np
 import orjson
-import psycopg
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from gridwatch.api.auth import require
-from gridwatch.api.deps import db, json_response
+from gridwatch.api.deps import Conn, Grids, json_response
 from gridwatch.api.errors import problem
 from gridwatch.api.params import BBox, Page, bbox_query, lonlat_params, page_query
 from gridwatch.errors import BadInput
@@ -20,23 +18,19 @@ from gridwatch.geo.grid_index import GridIndex
 GEOJSON = "application/geo+json"
 MAX_LOOKUP_POINTS = 100_000
 
-router = APIRouter(tags=["grids"], dependencies=[Depends(require("viewer"))])
-# /grids/at is the hottest path: it checks its key and parses lon/lat itself, because
+router = APIRouter(tags=["grids"])
+
+
+
+# /grids/at is the hottest path: it parses lon/lat and finds the index itself, because
 # FastAPI's per-request dependency solving costs more than the lookup (bench/lookup.sh).
-hot_router = APIRouter(tags=["grids"])
-_viewer = require("viewer")
-Conn = Annotated[psycopg.Connection, Depends(db)]
-
-
-
-@hot_router.get("/grids/at", summary="The grid holding a point (404 with the nearest grid if none)",
+@router.get("/grids/at", summary="The grid holding a point (404 with the nearest grid if none)",
                 openapi_extra={"parameters": [
                     {"name": "lon", "in": "query", "required": True, "schema": {"type": "number", "minimum": -180,
                                                                                  "maximum": 180}},
                     {"name": "lat", "in": "query", "required": True, "schema": {"type": "number", "minimum": -90,
                                                                                  "maximum": 90}}]})
 async def grid_at(request: Request) -> Response:
-    await _viewer(request)
     lon, lat = lonlat_params(request.query_params)
     index: GridIndex = request.app.state.grid_index.index
     row = index.grid_at(lon, lat)
@@ -93,10 +87,9 @@ def _lookup(index: GridIndex, body: bytes) -> dict:
 @router.post("/grids/lookup", summary="The grid of each of up to 100,000 points",
              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"example": {
                  "points": [[100.99, 36.9], [101.1, 36.95]]}}}}})
-async def grids_lookup(request: Request) -> Response:
+async def grids_lookup(request: Request, index: Grids) -> Response:
     """Body `{"points": [[lon, lat], ...]}`; results in the same order, `code` null with the
     nearest grid and its distance for points outside every grid."""
-    index: GridIndex = request.app.state.grid_index.index
     body = await request.body()
     return json_response(await run_in_threadpool(_lookup, index, body))
 

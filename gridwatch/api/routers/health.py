@@ -7,12 +7,14 @@ from psycopg_pool import PoolTimeout
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from gridwatch.db import server_facts
+
 router = APIRouter(tags=["health"])
 
 
 def _probe(request: Request) -> dict:
     with request.app.state.pool.connection(timeout=2.0) as conn:
-        postgis, version = conn.execute("SELECT postgis_lib_version(), boundary_version()").fetchone()
+        postgis, version = server_facts(conn)
     return {"status": "ok", "db": "ok", "postgis": postgis, "boundary_version": version}
 
 

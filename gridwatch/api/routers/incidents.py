@@ -12,15 +12,14 @@ from starlette.responses import Response, StreamingResponse
 
 from gridwatch.alerts import assignments, deadlines, photos, queue
 from gridwatch.alerts.incidents import ACTIONS, ORIGINS, STATUSES, act, incident_collection, incident_detail
-from gridwatch.api.auth import Principal, actor, authenticate, require
+from gridwatch.api.auth import Principal, actor
 from gridwatch.api.body import Body
-from gridwatch.api.deps import db, json_response
+from gridwatch.api.deps import Conn, Grids, SignedIn, json_response
 from gridwatch.api.params import Page, TimeWindow, page_query, type_query, window_query
-from gridwatch.errors import BadInput, Forbidden, NotFound
+from gridwatch.errors import BadInput, Forbidden
 
 GEOJSON = "application/geo+json"
 router = APIRouter(tags=["incidents"])
-Conn = Annotated[psycopg.Connection, Depends(db)]
 Action = Enum("Action", {name: name.replace("_", "-") for name in ACTIONS}, type=str)
 
 
@@ -57,7 +56,7 @@ def _now() -> datetime:
 
 @router.get("/incidents/stream", summary="Server-Sent Events: every new or changed incident, unassigned alert and "
             "team (a team key: its own team and the incidents it is sent to)", response_class=StreamingResponse)
-async def stream(request: Request, principal: Annotated[Principal, Depends(require("viewer", team=True))],
+async def stream(request: Request, principal: SignedIn,
                  last_event_id: Annotated[str | None, Query(
         alias="lastEventId", description="resume after this event id, as the Last-Event-ID header does (which "
                                          "wins); a page passes the time its data was read")] = None
@@ -76,16 +75,15 @@ async def stream(request: Request, principal: Annotated[Principal, Depends(requi
 
 @router.post("/incidents", status_code=201, summary="Report an incident from the field (origin: field): placed "
              "in its grid, with deadlines and a team like any other (a team key: inside its township)")
-def report_incident(body: FieldReportIn, conn: Conn, request: Request,
-                    principal: Annotated[Principal, Depends(require("operator", team=True))]) -> Response:
+def report_incident(body: FieldReportIn, conn: Conn, index: Grids, principal: SignedIn) -> Response:
     placed = queue.report(conn, body.type, body.lon, body.lat, body.note, actor(principal),
-                          request.app.state.grid_index.index, _now(), principal.team_id)
+                          index, _now(), principal.team_id)
     return Response(incident_detail(conn, placed.incident_id, _now()), status_code=201, media_type=GEOJSON,
                     headers={"Location": f"/incidents/{placed.incident_id}"})
 
 
 @router.get("/incidents", summary="Incidents as GeoJSON, latest activity (or the most urgent deadline) first",
-            dependencies=[Depends(require("viewer"))], response_class=Response)
+            response_class=Response)
 def list_incidents(conn: Conn, window: Annotated[TimeWindow, Depends(window_query)],
                    page: Annotated[Page, Depends(page_query)],
                    status: Annotated[str | None, Query(description="comma-separated, e.g. new,dispatched")] = None,
@@ -120,8 +118,7 @@ def _statuses(status: str | None) -> list[str] | None:
 
 @router.get("/incidents/{incident_id}", summary="One incident with its alerts, history, departments, assignments "
             "and photos (a team key: those it was sent to)", response_class=Response)
-def get_incident(incident_id: int, conn: Conn,
-                 principal: Annotated[Principal, Depends(require("viewer", team=True))]) -> Response:
+def get_incident(incident_id: int, conn: Conn, principal: SignedIn) -> Response:
     own_incident(conn, principal, incident_id)
     return Response(incident_detail(conn, incident_id, _now()), media_type=GEOJSON)
 
@@ -134,20 +131,14 @@ def own_incident(conn: psycopg.Connection, principal: Principal, incident_id: in
 
 @router.post("/incidents/{incident_id}/photos", status_code=201, response_class=Response,
              summary="A photo from the scene (JPEG body; re-encoded without its metadata, at most 1600 px)")
-async def add_photo(incident_id: int, request: Request,
-                    principal: Annotated[Principal, Depends(require("operator", team=True))]) -> Response:
+async def add_photo(incident_id: int, request: Request, principal: SignedIn) -> Response:
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != "image/jpeg":
         raise BadInput("send the photo as the body, with Content-Type: image/jpeg")
     body = await request.body()
 
     def store() -> int:
-        # who may add it is known before the photo is decoded (which takes memory and time)
         with request.app.state.pool.connection() as conn:
-            if conn.execute("SELECT 1 FROM incidents WHERE id = %s", [incident_id]).fetchone() is None:
-                raise NotFound(f"no incident {incident_id}")
-            if principal.role == "team" and not assignments.concerns(conn, principal.team_id, incident_id,
-                                                                     working=True):
-                raise Forbidden(f"incident {incident_id} is not assigned to team {principal.team_id}")
+            photos.check_may_add(conn, incident_id, principal.team_id)
         jpeg = photos.clean_jpeg(body)
         with request.app.state.pool.connection() as conn:
             return photos.add_photo(conn, incident_id, jpeg, actor(principal), _now())
@@ -159,8 +150,7 @@ async def add_photo(incident_id: int, request: Request,
 
 @router.get("/incidents/{incident_id}/photos/{n}", response_class=Response, summary="A photo from the scene",
             responses={200: {"content": {"image/jpeg": {}}}})
-def get_photo(incident_id: int, n: int, conn: Conn,
-              principal: Annotated[Principal, Depends(require("viewer", team=True))]) -> Response:
+def get_photo(incident_id: int, n: int, conn: Conn, principal: SignedIn) -> Response:
     own_incident(conn, principal, incident_id)
     return Response(photos.photo(conn, incident_id, n), media_type="image/jpeg",
                     headers={"Cache-Control": "private, max-age=3600"})
@@ -168,8 +158,7 @@ def get_photo(incident_id: int, n: int, conn: Conn,
 
 @router.post("/incidents/{incident_id}/whistle", summary="The township whistles departments; each must report",
              response_class=Response)
-def whistle(incident_id: int, body: WhistleIn, conn: Conn,
-            principal: Annotated[Principal, Depends(require("dispatcher"))]) -> Response:
+def whistle(incident_id: int, body: WhistleIn, conn: Conn, principal: SignedIn) -> Response:
     added = deadlines.whistle(conn, incident_id, body.departments, actor(principal), _now(),
                               timedelta(hours=body.hours), body.note)
     return Response(incident_detail(conn, incident_id, _now()), media_type=GEOJSON,
@@ -178,8 +167,7 @@ def whistle(incident_id: int, body: WhistleIn, conn: Conn,
 
 @router.post("/incidents/{incident_id}/departments/{department}/report", response_class=Response,
              summary="A whistled department reports what it did")
-def department_report(incident_id: int, department: str, body: ReportIn, conn: Conn,
-                      principal: Annotated[Principal, Depends(require("operator"))]) -> Response:
+def department_report(incident_id: int, department: str, body: ReportIn, conn: Conn, principal: SignedIn) -> Response:
     deadlines.report(conn, incident_id, department, body.note, actor(principal), _now())
     return Response(incident_detail(conn, incident_id, _now()), media_type=GEOJSON)
 
@@ -187,7 +175,7 @@ def department_report(incident_id: int, department: str, body: ReportIn, conn: C
 @router.post("/incidents/{incident_id}/{action}", response_class=Response,
              summary="dispatch (or reassign), acknowledge, on-scene, resolve, feedback, close, false-alarm, cancel")
 async def incident_action(incident_id: int, action: Action, request: Request,
-                          principal: Annotated[Principal, Depends(authenticate)], body: ActionIn | None = None
+                          principal: SignedIn, body: ActionIn | None = None
                           ) -> Response:
     """409 with the allowed actions when the incident's state does not permit this one."""
     name = action.name

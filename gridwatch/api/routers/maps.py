@@ -2,26 +2,21 @@
 for without a key sends it), which keeps the key in an HttpOnly cookie; EventSource and
 page loads then carry it."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from gridwatch.alerts.types import known_type, type_windows
-from gridwatch.api.auth import Principal, require
+from gridwatch.api.deps import Grids, SignedIn
 from gridwatch.api.errors import page_visit
-from gridwatch.api.params import TimeWindow
-from gridwatch.api.routers.stats import stats_window
 from gridwatch.config import api_settings
 from gridwatch.errors import BadInput, Forbidden, Unauthorized
-from gridwatch.maps import pages
-from gridwatch.stats.counts import Window
+from gridwatch.maps import form, pages
+from gridwatch.stats.counts import bounded
 
 router = APIRouter(tags=["maps"])
-viewer = require("viewer")
 COOKIE = "gridwatch_key"
 NEXT = r"^/(maps(/.*)?|field)$"  # only our own pages: never a redirect off the site
 FIELD = "/field"
@@ -51,9 +46,7 @@ async def login(request: Request, key: Annotated[str, Form()] = "",
 async def _sign_in(request: Request, key: str, next: str) -> Response:
     if not key:
         raise Unauthorized("paste an API key (create one with `gridwatch keys create --role viewer --name NAME`)")
-    principal = await run_in_threadpool(request.app.state.keys.verify, key)
-    if principal is None:
-        raise Unauthorized("unknown or revoked API key")
+    principal = await request.app.state.keys.check(key)
     if principal.role == "team":  # a team's phone: its own page, whatever was asked for
         next = FIELD
     elif not principal.at_least("viewer"):
@@ -62,7 +55,10 @@ async def _sign_in(request: Request, key: str, next: str) -> Response:
     elif next == FIELD:
         next = "/maps/"
     response = RedirectResponse(next, status_code=303)
-    response.set_cookie(COOKIE, key, httponly=True, samesite="strict", max_age=12 * 3600)
+    keep_s = 12 * 3600
+    if principal.expires_at is not None:
+        keep_s = min(keep_s, int((principal.expires_at - datetime.now(UTC)).total_seconds()))
+    response.set_cookie(COOKIE, key, httponly=True, samesite="strict", max_age=keep_s)
     return response
 
 
@@ -92,15 +88,11 @@ async def _page(request: Request, build) -> HTMLResponse:
 
 @router.get("/field", response_class=HTMLResponse, summary="A team's phone: its assignments with the next "
             "step of each, its position and duty, reports from the field; live")
-async def field(request: Request, principal: Annotated[Principal, Depends(require("viewer", team=True))]
-                ) -> HTMLResponse:
-    if principal.role != "team":
-        raise Forbidden(f"/field is a team's page: sign in with the team's key (key {principal.name!r} has role "
-                        f"{principal.role}; the command room is /maps/)")
+async def field(request: Request, principal: SignedIn) -> HTMLResponse:
     return await _page(request, lambda conn: pages.field_page(conn, principal.team_id, datetime.now(UTC), _base()))
 
 
-@router.get("/maps", include_in_schema=False, dependencies=[Depends(viewer)])
+@router.get("/maps", include_in_schema=False)
 async def maps_root() -> Response:
     return RedirectResponse("/maps/", status_code=308)
 
@@ -108,13 +100,8 @@ async def maps_root() -> Response:
 @router.get("/maps/", response_class=HTMLResponse,
             summary="The command room: open incidents by deadline state, grids, cameras, teams, the queue and the "
                     "actions the key's role may take; live")
-async def command_room(request: Request, principal: Annotated[Principal, Depends(viewer)]) -> HTMLResponse:
+async def command_room(request: Request, principal: SignedIn) -> HTMLResponse:
     return await _page(request, lambda conn: pages.command_room(conn, datetime.now(UTC), _base(), principal))
-
-
-def _page_window(time: TimeWindow, type: str | None, township: str | None) -> Window:
-    """Dates from the page's form (or ISO times from links) → the stats window."""
-    return stats_window(time, type or None, township or None)
 
 
 def _filtered_page(request: Request, since: str | None, until: str | None, type: str | None,
@@ -125,69 +112,42 @@ def _filtered_page(request: Request, since: str | None, until: str | None, type:
     asked = {"since": since, "until": until, "type": type, "township": township}
 
     def run(conn) -> tuple[str, int]:
-        types = sorted(type_windows(conn))
-        townships = dict(conn.execute("SELECT code, name FROM townships ORDER BY code").fetchall())
+        types, townships = form.choices(conn)
+        now = datetime.now(UTC)
         try:
-            window = _page_window(_dates(since, until), type, township)
-            known_type(conn, window.type)
-            if window.township and window.township not in townships:
-                raise BadInput(f"township: no grids in township {window.township!r}")
+            window = form.window(conn, since, until, type, township, api_settings().timezone, now)
             return build(conn, window, types, townships, None, None), 200
         except BadInput as exc:
             if not page_visit(request):
                 raise
-            return build(conn, _page_window(TimeWindow(None, None), None, None), types, townships, exc.detail,
-                         asked), 422
+            return build(conn, bounded(None, None, None, None, now), types, townships, exc.detail, asked), 422
 
     return run
 
 
-@router.get("/maps/heatmap", response_class=HTMLResponse, dependencies=[Depends(viewer)],
+@router.get("/maps/heatmap", response_class=HTMLResponse,
             summary="Heat of alerts, incidents per grid, Gi* hot spots; a form for window, type, township")
-async def heatmap(request: Request, since: str | None = None, until: str | None = None, type: str | None = None,
-                  township: str | None = None) -> HTMLResponse:
+async def heatmap(request: Request, index: Grids, since: str | None = None, until: str | None = None,
+                  type: str | None = None, township: str | None = None) -> HTMLResponse:
     def build(conn, window, types, townships, error, asked) -> str:
-        return pages.heatmap_page(conn, request.app.state.grid_index.index, window, datetime.now(UTC), _base(),
+        return pages.heatmap_page(conn, index, window, datetime.now(UTC), _base(),
                                   types, townships, error=error, asked=asked)
 
     return await _page(request, _filtered_page(request, since, until, type, township, build))
 
 
-@router.get("/maps/timelapse", response_class=HTMLResponse, dependencies=[Depends(viewer)],
+@router.get("/maps/timelapse", response_class=HTMLResponse,
             summary="The heat of each day of the window, as a film; the heat map's form")
-async def timelapse(request: Request, since: str | None = None, until: str | None = None, type: str | None = None,
-                    township: str | None = None) -> HTMLResponse:
+async def timelapse(request: Request, index: Grids, since: str | None = None, until: str | None = None,
+                    type: str | None = None, township: str | None = None) -> HTMLResponse:
     def build(conn, window, types, townships, error, asked) -> str:
-        return pages.timelapse_page(conn, request.app.state.grid_index.index, window, _base(), types, townships,
+        return pages.timelapse_page(conn, index, window, _base(), types, townships,
                                     error=error, asked=asked)
 
     return await _page(request, _filtered_page(request, since, until, type, township, build))
 
 
-@router.get("/maps/grids/{code}", response_class=HTMLResponse, dependencies=[Depends(viewer)],
+@router.get("/maps/grids/{code}", response_class=HTMLResponse,
             summary="One grid: its cameras, its teams, its recent incidents")
 async def grid(request: Request, code: str) -> HTMLResponse:
     return await _page(request, lambda conn: pages.grid_page(conn, code, datetime.now(UTC), _base()))
-
-
-def _dates(since: str | None, until: str | None) -> TimeWindow:
-    """Accept plain dates (the form sends them) as well as ISO times with a zone."""
-
-    def parse(name: str, value: str | None, end: bool) -> datetime | None:
-        if not value:
-            return None
-        try:
-            when = datetime.fromisoformat(value)
-        except ValueError:
-            raise BadInput(f"{name}: {value!r} is not a date (YYYY-MM-DD) or an ISO time") from None
-        if when.tzinfo is None:
-            # a plain date is a day of the county's calendar
-            when = when.replace(tzinfo=ZoneInfo(api_settings().timezone))
-            if end and len(value) == 10:
-                when += timedelta(days=1)
-        return when
-
-    window = TimeWindow(parse("since", since, False), parse("until", until, True))
-    if window.since and window.until and window.since >= window.until:
-        raise BadInput("since must be before until")
-    return window

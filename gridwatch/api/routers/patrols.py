@@ -4,21 +4,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 import orjson
-import psycopg
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, Field, model_validator
 from starlette.responses import Response
 
 from gridwatch.alerts import incidents, patrols
-from gridwatch.alerts.dispatch import TeamBoard
 from gridwatch.alerts.retention import RetentionSettings
-from gridwatch.api.auth import Principal, require
 from gridwatch.api.body import Body
-from gridwatch.api.deps import db, json_response
-from gridwatch.errors import BadInput, NotFound
+from gridwatch.api.deps import Conn, Registry, SignedIn, json_response
 
 router = APIRouter(tags=["patrols"])
-Conn = Annotated[psycopg.Connection, Depends(db)]
 Lon = Annotated[float, Field(ge=-180, le=180)]
 Lat = Annotated[float, Field(ge=-90, le=90)]
 
@@ -71,8 +66,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-@router.get("/patrols", summary="Teams as GeoJSON: where they are (fresh GPS, else base) and their status",
-            dependencies=[Depends(require("viewer"))])
+@router.get("/patrols", summary="Teams as GeoJSON: where they are (fresh GPS, else base) and their status")
 def list_teams(conn: Conn, status: Literal["available", "busy", "off_duty"] | None = None,
                township: str | None = None) -> Response:
     features = patrols.team_features(conn, _now(), status=status, township=township)
@@ -80,30 +74,16 @@ def list_teams(conn: Conn, status: Literal["available", "busy", "off_duty"] | No
                     media_type="application/geo+json")
 
 
-@router.get("/patrols/recommend", summary="Teams ranked for an incident or a point, with ETA and reason",
-            dependencies=[Depends(require("viewer"))])
+@router.get("/patrols/recommend", summary="Teams ranked for an incident or a point, with ETA and reason")
 def recommend(conn: Conn, incident: int | None = None,
               lon: Annotated[float | None, Query(ge=-180, le=180)] = None,
               lat: Annotated[float | None, Query(ge=-90, le=90)] = None,
               limit: Annotated[int, Query(ge=1, le=100)] = 10) -> Response:
-    index_grid = None
-    if incident is not None:
-        row = conn.execute("SELECT ST_X(geom), ST_Y(geom), grid_code FROM incidents WHERE id = %s",
-                           [incident]).fetchone()
-        if row is None:
-            raise NotFound(f"no incident {incident}")
-        lon, lat, index_grid = row
-    elif lon is None or lat is None:
-        raise BadInput("give incident=ID, or lon= and lat=")
-    else:
-        index_grid = conn.execute("SELECT grid_at(ST_SetSRID(ST_MakePoint(%s, %s), 4326))", [lon, lat]).fetchone()[0]
-    candidates, why_none = TeamBoard.load(conn, _now()).recommend(lon, lat, index_grid, limit=limit)
-    return json_response({"incident_id": incident, "lon": lon, "lat": lat, "grid_code": index_grid,
-                  "candidates": [c.as_dict() for c in candidates], "none_available": why_none})
+    return json_response(patrols.recommend(conn, _now(), incident, lon, lat, limit))
 
 
 @router.get("/patrols/{team_id}", summary="One team (a team key: its own)")
-def get_team(team_id: str, conn: Conn, principal: Annotated[Principal, Depends(require("viewer", team=True))]
+def get_team(team_id: str, conn: Conn, principal: SignedIn
              ) -> Response:
     principal.own_team(team_id)
     return Response(orjson.dumps(patrols.team_feature(conn, team_id, _now())), media_type="application/geo+json")
@@ -111,8 +91,7 @@ def get_team(team_id: str, conn: Conn, principal: Annotated[Principal, Depends(r
 
 @router.get("/patrols/{team_id}/assignments", summary="A team's assignments with their incidents as GeoJSON "
             "(a team key: its own)")
-def team_assignments(team_id: str, conn: Conn,
-                     principal: Annotated[Principal, Depends(require("viewer", team=True))],
+def team_assignments(team_id: str, conn: Conn, principal: SignedIn,
                      open: Annotated[bool | None, Query(description="true: those in hand; false: those ended")] = None,
                      since: Annotated[AwareDatetime | None, Query(description="only those ended (or, if open, "
                                                                               "dispatched) since then")] = None
@@ -123,35 +102,32 @@ def team_assignments(team_id: str, conn: Conn,
 
 
 @router.post("/patrols/{team_id}/duty", summary="A team goes on or off duty (off duty: it cannot be dispatched)")
-def set_duty(team_id: str, body: DutyIn, conn: Conn, request: Request,
-             principal: Annotated[Principal, Depends(require("dispatcher", team=True))]) -> Response:
+def set_duty(team_id: str, body: DutyIn, conn: Conn, registry: Registry, principal: SignedIn) -> Response:
     principal.own_team(team_id)
     patrols.set_duty(conn, team_id, body.on_duty, _now())
-    request.app.state.registry.forget_teams()
+    registry.forget_teams()
     return Response(orjson.dumps(patrols.team_feature(conn, team_id, _now())), media_type="application/geo+json")
 
 
-@router.post("/patrols", status_code=201, dependencies=[Depends(require("admin"))])
-def create_team(team: TeamIn, conn: Conn, request: Request) -> Response:
+@router.post("/patrols", status_code=201)
+def create_team(team: TeamIn, conn: Conn, registry: Registry) -> Response:
     patrols.create_team(conn, team.model_dump())
-    request.app.state.registry.forget_teams()
+    registry.forget_teams()
     return Response(orjson.dumps(patrols.team_feature(conn, team.id, _now())), status_code=201,
                     media_type="application/geo+json")
 
 
-@router.patch("/patrols/{team_id}", summary="Change a team (status: available, busy, off_duty)",
-              dependencies=[Depends(require("dispatcher"))])
-def update_team(team_id: str, changes: TeamPatch, conn: Conn, request: Request) -> Response:
+@router.patch("/patrols/{team_id}", summary="Change a team (status: available, busy, off_duty)")
+def update_team(team_id: str, changes: TeamPatch, conn: Conn, registry: Registry) -> Response:
     patrols.update_team(conn, team_id, changes.model_dump(exclude_none=True))
     # this worker at once; the others when the database tells them
-    request.app.state.registry.forget_teams()
+    registry.forget_teams()
     return Response(orjson.dumps(patrols.team_feature(conn, team_id, _now())), media_type="application/geo+json")
 
 
 @router.post("/patrols/{team_id}/positions", summary="GPS pings of an on-duty team (one, or {positions: [...]}; "
              "a team key: its own)")
-def add_positions(team_id: str, body: Pings, conn: Conn,
-                  principal: Annotated[Principal, Depends(require("operator", team=True))]) -> Response:
+def add_positions(team_id: str, body: Pings, conn: Conn, principal: SignedIn) -> Response:
     principal.own_team(team_id)
     now = _now()
     pings = body.positions
