@@ -226,6 +226,9 @@ def serve(
     workers: Annotated[int | None, typer.Option(help="worker processes [GRIDWATCH_WORKERS, 1]")] = None,
     tls_cert: Annotated[Path | None, typer.Option(help="HTTPS: the certificate, PEM [GRIDWATCH_TLS_CERT]")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="HTTPS: its private key, PEM [GRIDWATCH_TLS_KEY]")] = None,
+    forwarded_allow_ips: Annotated[str | None, typer.Option(
+        help="behind a proxy that ends HTTPS: the proxy addresses whose X-Forwarded-Proto is believed "
+             "[GRIDWATCH_FORWARDED_ALLOW_IPS, 127.0.0.1]")] = None,
 ) -> None:
     """Serve the API and the maps until Ctrl-C (the database must be running and migrated);
     over HTTPS with a certificate and key (phones give /field their position only so)."""
@@ -251,7 +254,8 @@ def serve(
                 port=port or settings.port, workers=workers or settings.workers, log_level="info",
                 access_log=False, timeout_graceful_shutdown=5,
                 ssl_certfile=settings.tls_cert and str(settings.tls_cert),
-                ssl_keyfile=settings.tls_key and str(settings.tls_key))
+                ssl_keyfile=settings.tls_key and str(settings.tls_key), proxy_headers=True,
+                forwarded_allow_ips=forwarded_allow_ips or settings.forwarded_allow_ips)
 
 
 # -- demo ---------------------------------------------------------------------------------

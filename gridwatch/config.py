@@ -48,6 +48,9 @@ class ApiSettings(BaseSettings):
     # position only over HTTPS (or on loopback), so a county serving phones sets both, or puts
     # a TLS proxy in front.
     tls_cert: FilePath | None = None
+    # Behind a reverse proxy that ends HTTPS: the proxies whose X-Forwarded-Proto/-For are
+    # believed (so the sign-in cookie is marked Secure), comma-separated; "*" trusts any.
+    forwarded_allow_ips: str = "127.0.0.1"
     tls_key: FilePath | None = None
 
     @model_validator(mode="after")

@@ -3,6 +3,7 @@ clear message, and the stored boundaries stay exactly as they were."""
 
 import copy
 import json
+import os
 import subprocess
 import zipfile
 
@@ -279,6 +280,19 @@ def test_api_upload_refuses_bad_file_with_problem_details(client, keys, conn, tm
     assert response.headers["content-type"] == "application/problem+json"
     body = response.json()
     assert "overlap" in body["detail"] and body["report"]["errors"]
+    assert snapshot(conn) == before
+
+
+def test_a_damaged_zip_is_refused_with_a_reason(client, keys, conn, tmp_path):
+    archive = tmp_path / "grids.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("grids.geojson", json.dumps(GRIDS))
+    before = snapshot(conn)
+    for damaged in (archive.read_bytes()[:-30], b"PK\x03\x04" + os.urandom(2000)):
+        response = client.post("/admin/boundaries", headers=auth(keys["admin"]),
+                               files={"file": ("grids.zip", damaged, "application/zip")})
+        assert response.status_code == 422, response.text
+        assert "zip" in response.json()["detail"]
     assert snapshot(conn) == before
 
 

@@ -138,6 +138,7 @@ def test_timeline_and_deadlines(client, keys, loaded):
     ({"until": "0001-01-01T00:00:00Z"}, "until: 0001-01-01T00:00:00+00:00 is before 2000"),
     ({"since": "1970-01-01T00:00:00Z"}, "since: 1970-01-01T00:00:00+00:00 is before 2000"),
     ({"township": "NOWHERE"}, "township: no township 'NOWHERE'"),
+    ({"since": "9999-12-31T00:00:00Z"}, "days ahead"),
     ({"cell_m": 0.0001}, "cell_m"),
 ])
 def test_bad_stats_queries(client, keys, params, words):
@@ -165,3 +166,8 @@ def test_the_time_lapse_is_bounded(client, keys):
     assert r.status_code == 422 and "at most 366 days" in r.json()["detail"]
     assert client.get("/maps/timelapse", params={"since": "2026-10-01", "until": "2026-10-07"},
                       headers=h).status_code == 200
+    for since, until in [("0001-01-01", "0001-01-05"), ("9999-12-20", "9999-12-31"), ("9999-12-31T23:59:59Z", "")]:
+        r = client.get("/maps/timelapse", params={"since": since, "until": until}, headers=h)
+        assert r.status_code == 422, (since, until, r.text[:200])
+        r = client.get("/maps/heatmap", params={"since": since, "until": until}, headers=h)
+        assert r.status_code == 422, (since, until, r.text[:200])

@@ -17,7 +17,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PositiveInt,
     StringConstraints,
     model_validator,
 )
@@ -25,11 +24,15 @@ from pydantic import (
 # Nothing gridwatch stores happened before this: an older time is a camera's unset clock.
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_BATCH = 10_000
+MAX_FRAME_PX = 100_000  # beyond any camera's frame
+Pixel = Annotated[float, Field(ge=-MAX_FRAME_PX, le=MAX_FRAME_PX)]
+Side = Annotated[int, Field(gt=0, le=MAX_FRAME_PX)]
 
 
 def _identifier(value: str) -> str:
     if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in value):
         raise ValueError("control characters are not allowed here")
+    _storable(value)
     return unicodedata.normalize("NFC", value)
 
 
@@ -40,10 +43,15 @@ def _plausible(value: datetime) -> datetime:
 
 
 def _storable(value, path: str = "") -> None:
-    """Refuses a NUL character in any string of the kept fields (PostgreSQL cannot store it)."""
+    """Refuses what PostgreSQL cannot store in the kept fields: a NUL character, half of a
+    UTF-16 pair (JSON may escape one alone), an integer beyond 64 bits."""
     if isinstance(value, str):
         if "\x00" in value:
             raise ValueError(f"{path or 'a field'} holds a NUL character (\\u0000)")
+        if any("\ud800" <= c <= "\udfff" for c in value):
+            raise ValueError(f"{path or 'a field'} holds half of a UTF-16 surrogate pair, which is not text")
+    elif isinstance(value, int) and not -2**63 <= value < 2**63:
+        raise ValueError(f"{path or 'a field'}: {value} does not fit in 64 bits")
     elif isinstance(value, dict):
         for k, v in value.items():
             _storable(k, path)
@@ -74,8 +82,8 @@ class AlertIn(BaseModel):
     type: Code
     score: Annotated[float, Field(ge=0, le=1)]
     occurred_at: Annotated[AwareDatetime, AfterValidator(_plausible)]
-    box: tuple[float, float, float, float] | None = None
-    frame_size: tuple[PositiveInt, PositiveInt] | None = None
+    box: tuple[Pixel, Pixel, Pixel, Pixel] | None = None
+    frame_size: tuple[Side, Side] | None = None
     lon: Annotated[float, Field(ge=-180, le=180)] | None = None
     lat: Annotated[float, Field(ge=-90, le=90)] | None = None
 

@@ -21,6 +21,7 @@ from gridwatch.api import access, errors
 from gridwatch.api.auth import AuditLog, KeyStore
 from gridwatch.api.ingest_queue import IngestQueue
 from gridwatch.api.live import LiveFeed
+from gridwatch.api.middleware import BodyLimit, PlainText
 from gridwatch.api.routers import admin, alerts, cameras, grids, health, incidents, maps, patrols, stats, types
 from gridwatch.config import ApiSettings, DatabaseSettings, api_settings, database_settings
 from gridwatch.db import database_url, open_pool
@@ -31,45 +32,6 @@ from gridwatch.maps.assets import present as assets_present
 from gridwatch.maps.base import APP, APP_DIR, STATIC
 
 log = logging.getLogger("gridwatch")
-
-
-class BodyLimit:
-    """Refuses bodies above the limit with 413 before they are read into memory."""
-
-    def __init__(self, app, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            return await _too_large(self.max_bytes, send)
-        seen = 0
-
-        async def counted():
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
-                raise _BodyTooLarge
-            return message
-
-        try:
-            return await self.app(scope, counted, send)
-        except _BodyTooLarge:
-            return await _too_large(self.max_bytes, send)
-
-
-class _BodyTooLarge(Exception):
-    pass
-
-
-async def _too_large(max_bytes: int, send) -> None:
-    response = errors.problem(413, f"the body is larger than {max_bytes:,} bytes; send less per request")
-    await send({"type": "http.response.start", "status": 413, "headers": response.raw_headers})
-    await send({"type": "http.response.body", "body": response.body})
 
 
 class Audit:
@@ -200,4 +162,5 @@ def create_app(db: DatabaseSettings | None = None, api: ApiSettings | None = Non
     app.add_middleware(access.Guard)
     app.add_middleware(Audit)
     app.add_middleware(BodyLimit, max_bytes=api.max_body_bytes)
+    app.add_middleware(PlainText)
     return app

@@ -78,8 +78,12 @@ def _layers(file: Path, name: str) -> list[tuple[str, str | None]]:
         if head.startswith(magic):
             raise BadInput(f"{name} is {what}, not geodata: give a GeoJSON, a GeoPackage or a zipped Shapefile")
     if head.startswith(b"PK"):
-        with zipfile.ZipFile(file) as zf:
-            shps = sorted(n for n in zf.namelist() if n.lower().endswith(".shp") and not n.startswith("__MACOSX"))
+        try:
+            with zipfile.ZipFile(file) as zf:
+                shps = sorted(n for n in zf.namelist() if n.lower().endswith(".shp") and not n.startswith("__MACOSX"))
+        except zipfile.BadZipFile as exc:
+            raise BadInput(f"{name} is a damaged zip ({exc}); zip the Shapefile again and send the whole "
+                           f"file") from None
         if not shps:
             raise BadInput(f"{name}: the zip holds no .shp file; a zipped Shapefile needs its .shp, .shx and .dbf "
                            f"(and .prj for the CRS)")

@@ -87,9 +87,16 @@ def render_page(m: folium.Map, template: str, timezone: str, data: dict, **conte
                   data={"map": m.get_name(), "timezone": timezone, **data}, **context)
 
 
+# Folium writes a tooltip's HTML into a JavaScript template literal, where a backtick ends
+# the literal and `${...}` runs: they (and the backslash, which would start an escape) go
+# in as character references, which HTML shows as the characters themselves.
+_LITERAL = str.maketrans({"`": "&#96;", "$": "&#36;", "\\": "&#92;"})
+
+
 def esc(value) -> str:
-    """Text from data, made safe to put in HTML (a grid named <img ...> shows as text)."""
-    return html.escape("" if value is None else str(value), quote=True)
+    """Text from data, made safe to put in HTML, also where folium puts that HTML inside a
+    JavaScript template literal (a team named `${alert(1)}` shows as text)."""
+    return html.escape("" if value is None else str(value), quote=True).translate(_LITERAL)
 
 
 def new_map(bounds: tuple[float, float, float, float], tile_url: str | None, attribution: str = "") -> folium.Map:

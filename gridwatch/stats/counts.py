@@ -46,6 +46,10 @@ def bounded(since: datetime | None, until: datetime | None, type_: str | None, t
         if when is not None and when < EARLIEST:
             raise BadInput(f"{name}: {when.isoformat()} is before {EARLIEST.year}, when gridwatch's records begin",
                            errors=[{"field": name, "message": f"before {EARLIEST.year}", "input": when.isoformat()}])
+        if when is not None and when > now + MAX_WINDOW:
+            raise BadInput(f"{name}: {when.isoformat()} is more than {MAX_WINDOW.days} days ahead; nothing is "
+                           f"recorded there yet",
+                           errors=[{"field": name, "message": "too far ahead", "input": when.isoformat()}])
     until = until or now
     since = since or until - timedelta(days=DEFAULT_DAYS)
     if since >= until:

@@ -58,15 +58,17 @@ async def _sign_in(request: Request, key: str, next: str) -> Response:
     keep_s = 12 * 3600
     if principal.expires_at is not None:
         keep_s = min(keep_s, int((principal.expires_at - datetime.now(UTC)).total_seconds()))
-    response.set_cookie(COOKIE, key, httponly=True, samesite="strict", max_age=keep_s)
+    # Secure over HTTPS, also where a trusted proxy ended it (`serve --forwarded-allow-ips`)
+    response.set_cookie(COOKIE, key, httponly=True, samesite="strict", max_age=keep_s,
+                        secure=request.url.scheme == "https")
     return response
 
 
 @router.post("/logout", summary="Sign out (browsers): forget the key's cookie; then the sign-in form")
-async def logout() -> Response:
+async def logout(request: Request) -> Response:
     """For the command room's shared screens: the next person signs in with their own key."""
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(COOKIE, httponly=True, samesite="strict")
+    response.delete_cookie(COOKIE, httponly=True, samesite="strict", secure=request.url.scheme == "https")
     return response
 
 
