@@ -1,6 +1,7 @@
 """The `gridwatch` command line. Exit codes: 0 ok, 2 bad input, 1 other failure."""
 
 import json
+from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
 from typing import Annotated
@@ -420,6 +421,30 @@ def map_heatmap(
                             Base(settings.tile_url, settings.tile_attribution, live=False), types, townships)
     out.write_text(inline_assets(page))
     say(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
+
+
+# -- audit --------------------------------------------------------------------------------
+
+
+@command(app, "audit")
+def audit_show(
+    key: Annotated[int | None, typer.Option(help="a key's id (`keys list`)")] = None,
+    role: Annotated[str | None, typer.Option(help="viewer, operator, dispatcher, admin, ingest or team")] = None,
+    path: Annotated[str | None, typer.Option(help="paths starting with this, e.g. /incidents")] = None,
+    status: Annotated[int | None, typer.Option(help="the answer's HTTP status, e.g. 403")] = None,
+    since: Annotated[datetime | None, typer.Option(help="from (ISO 8601; UTC if no zone)")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100_000, help="at most this many rows")] = 100,
+) -> None:
+    """Print the audit log, newest first, one JSON object per line: who (key and role) called
+    what (method and path; never the body or query), when, and the answer's status."""
+    from gridwatch.api.audit import read
+    from gridwatch.db import connect
+
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    with connect() as conn:
+        for row in read(conn, key=key, role=role, path=path, status=status, since=since, limit=limit)["rows"]:
+            typer.echo(json.dumps(row, ensure_ascii=False))
 
 
 # -- retention ----------------------------------------------------------------------------

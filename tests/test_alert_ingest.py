@@ -12,6 +12,7 @@ import pytest
 from conftest import auth
 
 from gridwatch.alerts.model import AlertIn
+from gridwatch.alerts.retention import RetentionSettings, purge
 
 SEAT = (100.99, 36.90)
 
@@ -363,3 +364,19 @@ def test_one_bad_alert_never_fails_the_others_in_its_commit(client, keys, conn):
                                 + [alert(occurred_at="0001-01-01T00:00:00Z")]))
     assert [r.status_code for r in answers] == [201] * 14 + [422, 422]
     assert counts(conn)[0] == before[0] + 14
+
+
+def test_retention_leaves_an_incident_its_evidence_while_it_is_worked_on(client, keys, conn):
+    """An alert from two days ago, in an incident active today: a one-day retention keeps it
+    until the incident too has been quiet for a day."""
+    r = post(client, keys, alert(occurred_at=at(-2 * 24 * 60), camera_id="CAM-0002"))
+    assert r.status_code == 201, r.text
+    alert_id, incident_id = r.json()["alert_id"], r.json()["incident_id"]
+    conn.execute("UPDATE incidents SET updated_at = now() WHERE id = %s", [incident_id])
+    conn.commit()
+    one_day = RetentionSettings(alerts_days=1)
+    purge(conn, datetime.now(UTC), one_day)
+    assert conn.execute("SELECT count(*) FROM alerts WHERE id = %s", [alert_id]).fetchone()[0] == 1
+    purge(conn, datetime.now(UTC) + timedelta(days=2), one_day)
+    assert conn.execute("SELECT count(*) FROM alerts WHERE id = %s", [alert_id]).fetchone()[0] == 0
+    assert conn.execute("SELECT alert_count FROM incidents WHERE id = %s", [incident_id]).fetchone()[0] >= 1

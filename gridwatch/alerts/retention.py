@@ -17,16 +17,26 @@ class RetentionSettings(BaseSettings):
 
 
 def purge(conn: psycopg.Connection, now: datetime, settings: RetentionSettings | None = None) -> dict[str, int]:
-    """Delete what is older than its retention; returns how many rows of each went."""
+    """Delete what is older than its retention; returns how many rows of each went.
+
+    An incident keeps its evidence (alerts, their snapshots, photos) for as long as it is
+    worked on: these go only when they are old and their incident has seen no activity
+    within the retention period either. The incident itself stays, with its counts and
+    history. Audit rows go through purge_audit(), the one way the server may delete them."""
     settings = settings or RetentionSettings()
+    evidence = now - timedelta(days=settings.alerts_days)
     done = {}
     with conn.transaction():
-        done["alerts"] = conn.execute("DELETE FROM alerts WHERE occurred_at < %s",
-                                      [now - timedelta(days=settings.alerts_days)]).rowcount
-        done["incident_photos"] = conn.execute("DELETE FROM incident_photos WHERE taken_at < %s",
-                                               [now - timedelta(days=settings.alerts_days)]).rowcount
+        done["alerts"] = conn.execute(
+            "DELETE FROM alerts a WHERE a.occurred_at < %(before)s AND NOT EXISTS ("
+            " SELECT 1 FROM incidents i WHERE i.id = a.incident_id AND i.updated_at >= %(before)s)",
+            {"before": evidence}).rowcount
+        done["incident_photos"] = conn.execute(
+            "DELETE FROM incident_photos p WHERE p.taken_at < %(before)s AND NOT EXISTS ("
+            " SELECT 1 FROM incidents i WHERE i.id = p.incident_id AND i.updated_at >= %(before)s)",
+            {"before": evidence}).rowcount
         done["team_positions"] = conn.execute("DELETE FROM team_positions WHERE at < %s",
                                               [now - timedelta(hours=settings.positions_hours)]).rowcount
-        done["audit_log"] = conn.execute("DELETE FROM audit_log WHERE at < %s",
-                                         [now - timedelta(days=settings.audit_days)]).rowcount
+        done["audit_log"] = conn.execute("SELECT purge_audit(%s)",
+                                         [now - timedelta(days=settings.audit_days)]).fetchone()[0]
     return done

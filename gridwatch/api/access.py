@@ -56,6 +56,7 @@ ACCESS: dict[str, Rule] = {
     "GET /townships": VIEWER,
     "GET /townships/{code}": VIEWER,
     "POST /admin/boundaries": ADMIN,
+    "GET /admin/audit": ADMIN,
     # cameras
     "GET /cameras": VIEWER,
     "GET /cameras/{camera_id}": VIEWER,

@@ -18,7 +18,8 @@ from gridwatch.alerts.deadlines import check_deadlines
 from gridwatch.alerts.registry import Registry
 from gridwatch.alerts.retention import purge
 from gridwatch.api import access, errors
-from gridwatch.api.auth import AuditLog, KeyStore
+from gridwatch.api.audit import Audit, AuditLog
+from gridwatch.api.auth import KeyStore
 from gridwatch.api.ingest_queue import IngestQueue
 from gridwatch.api.live import LiveFeed
 from gridwatch.api.middleware import BodyLimit, PlainText
@@ -32,34 +33,6 @@ from gridwatch.maps.assets import present as assets_present
 from gridwatch.maps.base import APP, APP_DIR, STATIC
 
 log = logging.getLogger("gridwatch")
-
-
-class Audit:
-    """Writes one audit row per authenticated request: who, when, what (never the body)."""
-
-    def __init__(self, app) -> None:
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        started = time.perf_counter()
-        status = 500
-
-        async def capture(message):
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, capture)
-        finally:
-            principal = scope.get("state", {}).get("principal")
-            audit: AuditLog | None = getattr(scope["app"].state, "audit", None)
-            if principal is not None and audit is not None:
-                audit.record(principal, scope["method"], scope["path"], status,
-                             (time.perf_counter() - started) * 1000)
 
 
 async def _housekeeping(app: FastAPI, every_s: float) -> None:
@@ -159,8 +132,10 @@ def create_app(db: DatabaseSettings | None = None, api: ApiSettings | None = Non
         return app.openapi_schema
 
     app.openapi = openapi
+    # outermost last: the body limit, the audit row, the key and its rule, then plain text
+    # (after the key, so that what a signed-in caller tried is audited, escaped)
+    app.add_middleware(PlainText)
     app.add_middleware(access.Guard)
     app.add_middleware(Audit)
     app.add_middleware(BodyLimit, max_bytes=api.max_body_bytes)
-    app.add_middleware(PlainText)
     return app

@@ -1,4 +1,4 @@
-"""API keys with roles, and the audit log of authenticated requests.
+"""API keys with roles.
 
 Keys are 256-bit random tokens shown once; only their SHA-256 is stored. Verified keys
 are cached for a few seconds so a request costs no database round trip; a revocation is
@@ -9,7 +9,6 @@ import hashlib
 import logging
 import re
 import secrets
-import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -205,50 +204,3 @@ def _same_origin(request: Request) -> None:
     if host is None or (sent.scheme, sent.netloc) != (request.url.scheme, host):
         raise Forbidden(f"a cross-site request from {origin or 'an unnamed origin'} was refused; act from "
                         f"gridwatch's own pages, or send `Authorization: Bearer <key>` from a script")
-
-
-class AuditLog:
-    """Buffers one row per authenticated request and writes them in batches (COPY) from a
-    thread, so auditing adds no database round trip to a request."""
-
-    def __init__(self, pool: ConnectionPool, flush_s: float = 1.0) -> None:
-        self.pool = pool
-        self.flush_s = flush_s
-        self._rows: list[str] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="audit-log", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def record(self, principal: Principal, method: str, path: str, status: int, ms: float) -> None:
-        # One COPY text line per request, formatted here so the flush is a single write.
-        at = datetime.now(UTC).isoformat()
-        path = path[:500].replace("\\", "\\\\").replace("\t", " ").replace("\n", " ")
-        line = f"{at}\t{principal.key_id}\t{principal.role}\t{method}\t{path}\t{status}\t{ms:.2f}\n"
-        with self._lock:
-            self._rows.append(line)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.flush()
-
-    def flush(self) -> None:
-        with self._lock:
-            rows, self._rows = self._rows, []
-        if not rows:
-            return
-        try:
-            with self.pool.connection() as conn, conn.cursor().copy(
-                    "COPY audit_log (at, key_id, role, method, path, status, ms) FROM STDIN") as copy:
-                copy.write("".join(rows))
-        except Exception as exc:  # keep the rows for the next try; never fail a request over it
-            log.warning("audit log not written yet (%s); %d rows kept", exc, len(rows))
-            with self._lock:
-                self._rows[:0] = rows[-100_000:]
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.flush_s):
-            self.flush()

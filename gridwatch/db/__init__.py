@@ -20,6 +20,9 @@ def database_url(settings: DatabaseSettings | None = None) -> str:
     return embedded_cluster(settings).url()
 
 
+APP_ROLE = "gridwatch_app"
+
+
 def _options(settings: DatabaseSettings) -> str:
     # A slow query ends with an error the API turns into 503, not a hung worker.
     return f"-c statement_timeout={settings.statement_timeout_ms} -c timezone=UTC"
@@ -32,13 +35,15 @@ def connect(url: str | None = None, settings: DatabaseSettings | None = None, **
 
 
 def open_pool(url: str | None = None, settings: DatabaseSettings | None = None) -> ConnectionPool:
-    """A pool for the API; it opens lazily so the server starts even while the database is down."""
+    """A pool for the API, working as APP_ROLE; it opens lazily so the server starts even
+    while the database is down."""
     settings = settings or database_settings()
     pool = ConnectionPool(
         url or database_url(settings),
         min_size=settings.pool_min,
         max_size=settings.pool_max,
-        kwargs={"options": _options(settings)},
+        # the server's role: it may add audit rows but not change or delete them (migration 0012)
+        kwargs={"options": _options(settings) + f" -c role={APP_ROLE}"},
         timeout=2.0,
         open=False,
     )

@@ -1,4 +1,4 @@
-"""Admin: boundary upload (the API twin of `gridwatch grids import`)."""
+"""Admin: boundary upload (the API twin of `gridwatch grids import`) and the audit log."""
 
 import tempfile
 from pathlib import Path
@@ -6,10 +6,13 @@ from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, File, Query, UploadFile
+from pydantic import AwareDatetime
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from gridwatch.api.deps import Conn
+from gridwatch.api import audit
+from gridwatch.api.auth import ALL_ROLES
+from gridwatch.api.deps import Conn, json_response
 from gridwatch.errors import BadInput
 from gridwatch.geo.boundaries import import_boundaries
 
@@ -37,3 +40,16 @@ async def upload_boundaries(
         raise BadInput(f"import refused, nothing changed: {len(report.errors)} error(s): "
                        + "; ".join(str(p) for p in report.errors[:3]), report=body)
     return Response(orjson.dumps(body), status_code=200 if dry_run else 201, media_type="application/json")
+
+
+@router.get("/admin/audit", summary="The audit log, newest first: who called what, when, and the answer's status")
+def audit_log(conn: Conn, key: Annotated[int | None, Query(ge=1, le=2**62, description="a key's id")] = None,
+              role: Annotated[str | None, Query(pattern="^(" + "|".join(ALL_ROLES) + "|system)$")] = None,
+              path: Annotated[str | None, Query(max_length=2000, description="paths starting with this")] = None,
+              status: Annotated[int | None, Query(ge=0, le=599)] = None,
+              since: Annotated[AwareDatetime | None, Query(description="from (inclusive), ISO 8601 with zone")] = None,
+              until: Annotated[AwareDatetime | None, Query(description="to (exclusive)")] = None,
+              limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+              offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> Response:
+    return json_response(audit.read(conn, key=key, role=role, path=path, status=status, since=since, until=until,
+                                    limit=limit, offset=offset))

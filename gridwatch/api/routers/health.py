@@ -25,4 +25,5 @@ async def health(request: Request) -> Response:
     except (psycopg.Error, PoolTimeout) as exc:
         body, status = {"status": "unavailable", "db": f"unavailable: {type(exc).__name__}"}, 503
     body["index_version"] = request.app.state.grid_index.version
+    body.update(request.app.state.audit.state())
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
