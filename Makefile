@@ -8,14 +8,14 @@ export GRIDWATCH_HOME ?= $(CURDIR)/var
 APT_PACKAGES := postgresql-15-postgis-3 mosquitto chromium wrk
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: demo test system venv assets db lint bench clean
+.PHONY: demo test system venv plain assets db lint bench clean
 
 demo: system venv assets db
 	$(BIN)/gridwatch demo load
 	@echo ">> serving on http://127.0.0.1:8000 (open it in a browser, sign in with the admin key above; with the team key, a patrol's phone at /field; API docs: /docs); Ctrl-C stops"
 	$(BIN)/gridwatch serve --host 127.0.0.1 --port 8000
 
-test: system venv assets db
+test: system venv plain assets db
 	$(BIN)/pytest -q
 
 system:
@@ -35,6 +35,19 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install --progress-bar off -e '.[test]'
+	touch $@
+
+# A plain install (`pip install .`, no extras) in a virtualenv of its own: every module imports
+# and every command's --help works, so the shipped code needs nothing only the test tools bring.
+PLAIN := .venv-plain
+plain: $(PLAIN)/.checked
+
+$(PLAIN)/.checked: pyproject.toml tests/plain_install.py $(shell find gridwatch -name '*.py')
+	@echo ">> checking a plain install (no extras) in $(PLAIN)"
+	@[ -x $(PLAIN)/bin/python ] || $(PYTHON) -m venv $(PLAIN)
+	$(PLAIN)/bin/pip install -q --progress-bar off --upgrade pip
+	$(PLAIN)/bin/pip install -q --progress-bar off . && $(PLAIN)/bin/pip install -q --no-deps --force-reinstall .
+	cd $(PLAIN) && bin/python $(CURDIR)/tests/plain_install.py
 	touch $@
 
 # Leaflet and its plugins for the map pages, from the npm registry, pinned and hash-checked.
@@ -62,4 +75,4 @@ bench: system venv assets db
 
 clean:
 	-$(BIN)/gridwatch db stop
-	rm -rf $(VENV) var
+	rm -rf $(VENV) $(PLAIN) var
