@@ -130,6 +130,8 @@ def grids_import(
     gcj02: Annotated[bool, typer.Option("--gcj02", help="Coordinates are GCJ-02 (most Chinese web maps): "
                                                         "convert to WGS 84")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check and report, write nothing")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Store units that move more than 5 km from where they "
+                                                        "are, or lie outside China (refused otherwise)")] = False,
 ) -> None:
     """Check a boundary file (CRS, rings, overlaps, gaps, codes, hierarchy) and, if it has no
     errors, replace the stored levels it holds in one transaction. Features say their level
@@ -138,12 +140,13 @@ def grids_import(
     from gridwatch.geo.boundaries import import_boundaries
 
     with connect() as conn:
-        report = import_boundaries(conn, path, crs=crs, gcj02=gcj02, dry_run=dry_run, progress=say)
+        report = import_boundaries(conn, path, crs=crs, gcj02=gcj02, dry_run=dry_run, force=force, progress=say)
     for problem in report.warnings:
         typer.echo(f"warning: {problem}", err=True)
     for problem in report.errors:
         typer.echo(f"error: {problem}", err=True)
-    changes = ", ".join(f"{level}s +{c['added']} -{c['removed']} ~{c['reshaped']}"
+    changes = "; ".join(f"{level}s: {c['added']} added, {c['removed']} removed, {c['reshaped']} reshaped, "
+                        f"{c['renamed']} renamed, {c['moved_to_another_parent']} moved to another parent"
                         for level, c in report.changes.items())
     if not report.ok:
         typer.echo(f"error: import refused, nothing changed: {len(report.errors)} error(s) in {path}; "

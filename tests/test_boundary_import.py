@@ -81,7 +81,8 @@ def test_reimport_replaces_the_set_and_bumps_the_version(conn, tmp_path):
     before = snapshot(conn)[0]
     report = import_boundaries(conn, write(tmp_path, doc))
     assert report.ok and report.version == before + 1
-    assert report.changes["grid"] == {"added": 0, "removed": 0, "reshaped": 0}
+    assert report.changes["grid"] == {"added": 0, "removed": 0, "reshaped": 0, "renamed": 1,
+                                      "moved_to_another_parent": 0}
     assert conn.execute("SELECT name FROM grids WHERE code = %s", [renamed["code"]]).fetchone()[0] == "Renamed Grid"
     # villages and townships were not in the file: kept as they were
     assert conn.execute("SELECT count(*) FROM villages").fetchone()[0] == 36
@@ -106,7 +107,8 @@ def test_export_then_import_round_trips(conn, db_url, tmp_path):
         report = import_boundaries(conn, out, dry_run=True)
         assert report.ok, report.errors
         assert report.counts == {"township": 6, "village": 36, "grid": 127}
-        assert all(c == {"added": 0, "removed": 0, "reshaped": 0} for c in report.changes.values())
+        assert all(c == {"added": 0, "removed": 0, "reshaped": 0, "renamed": 0, "moved_to_another_parent": 0}
+                   for c in report.changes.values())
 
 
 def test_zipped_shapefile_imports(conn, tmp_path):
@@ -236,6 +238,56 @@ def test_bad_file_is_refused_and_nothing_changes(make_bad, conn, db_url, tmp_pat
         assert words in result.stderr, (words, result.stderr)
     assert "Traceback" not in result.stderr
     assert snapshot(conn) == before
+
+
+def scaled(doc: dict, factor: float) -> dict:
+    for f in doc["features"]:
+        f["geometry"] = mapping(shapely.transform(shape(f["geometry"]), lambda c: c * factor))
+    return doc
+
+
+def test_one_problem_of_every_feature_is_said_once_with_both_likely_causes(db_url, tmp_path):
+    """Lon/lat times 10^5 look like metres too: the message names both, once for 127 grids."""
+    result = cli_import(db_url, write(tmp_path, scaled(grids_doc(), 1e5)))
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 2, result.stderr  # the problem, and "import refused"
+    assert errors[0].startswith("error: 127 features: coordinates outside lon/lat range")
+    assert "--crs EPSG:NNNN" in errors[0] and "lon/lat times 10^5" in errors[0] and "divide them" in errors[0]
+    assert "(the first: 632223" in errors[0]
+
+
+def test_a_crs_that_would_move_the_county_far_is_refused_unless_forced(conn, db_url, tmp_path):
+    """Following the hint with EPSG:3857 for scaled lon/lat gives coordinates that pass every
+    other check: only where they land says they are wrong."""
+    path = write(tmp_path, scaled(grids_doc(), 1e5))
+    before = snapshot(conn)
+    result = cli_import(db_url, path, "--crs", "EPSG:3857", "--dry-run")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "127 grids would move more than 5 km from where they are stored" in result.stderr, result.stderr
+    assert "pass --force if that is right" in result.stderr
+    result = cli_import(db_url, path, "--crs", "EPSG:3857", "--dry-run", "--force")
+    assert result.returncode == 0, result.stderr
+    assert "warning: 127 grids would move" in result.stderr
+    assert snapshot(conn) == before
+
+
+def test_units_outside_china_are_refused_unless_forced(conn, tmp_path):
+    doc = grids_doc()
+    for f in doc["features"]:
+        f["geometry"] = mapping(shapely.transform(shape(f["geometry"]), lambda c: c - [90.0, 0.0]))
+    report = import_boundaries(conn, write(tmp_path, doc), dry_run=True)
+    assert not report.ok and any("127 grids lie outside China" in str(e) for e in report.errors), report.errors
+    report = import_boundaries(conn, write(tmp_path, doc), dry_run=True, force=True)
+    assert report.ok and any("outside China" in str(w) for w in report.warnings)
+
+
+def test_a_dry_run_that_renames_a_grid_says_so(db_url, tmp_path):
+    doc = grids_doc()
+    doc["features"][0]["properties"]["name"] = "Renamed grid"
+    result = cli_import(db_url, write(tmp_path, doc), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "grids: 0 added, 0 removed, 0 reshaped, 1 renamed" in result.stdout + result.stderr
 
 
 def test_overlap_report_names_codes_area_and_place(conn, tmp_path):

@@ -73,11 +73,12 @@ def known_township(conn: psycopg.Connection, code: str | None) -> str | None:
 
 
 def import_boundaries(conn: psycopg.Connection, path: Path, *, crs: str | None = None, gcj02: bool = False,
-                      dry_run: bool = False, source: str | None = None,
+                      dry_run: bool = False, force: bool = False, source: str | None = None,
                       progress: Callable[[str], None] = lambda _m: None) -> ImportReport:
     """Read, check and (unless dry_run or any error) store a boundary file in one
     transaction, replacing each level the file holds. Raises BadInput for input that is
-    not geodata; every other problem is in the report."""
+    not geodata; every other problem is in the report. `force` lets units move far from
+    where they are stored, or lie outside China."""
     source = source or str(path)
     progress(f"reading {source}")
     read = read_boundaries(path, crs=crs, gcj02=gcj02, display_name=None if source == str(path) else source)
@@ -88,7 +89,7 @@ def import_boundaries(conn: psycopg.Connection, path: Path, *, crs: str | None =
         conn.execute("LOCK TABLE boundary_versions IN EXCLUSIVE MODE")
         existing = _existing(conn)
         progress(f"checking {len(read.features)} features (codes, rings, overlaps, gaps)")
-        checked = check(read, existing)
+        checked = check(read, existing, force)
         report.errors, report.warnings = checked.errors, checked.warnings
         report.changes = _changes(existing, checked)
         if not report.ok or dry_run:
@@ -124,12 +125,15 @@ def _existing(conn: psycopg.Connection) -> Existing:
 def _changes(existing: Existing, checked: CheckResult) -> dict[str, dict[str, int]]:
     changes = {}
     for level, units in checked.units.items():
-        old = {u.code: u.geom for u in existing.units[level]}
-        new = {u.code: u.geom for u in units}
+        old = {u.code: u for u in existing.units[level]}
+        new = {u.code: u for u in units}
+        kept = new.keys() & old.keys()
         changes[level] = {
             "added": len(new.keys() - old.keys()),
             "removed": len(old.keys() - new.keys()),
-            "reshaped": sum(not shapely.equals_exact(old[c], new[c], 1e-9) for c in new.keys() & old.keys()),
+            "reshaped": sum(not shapely.equals_exact(old[c].geom, new[c].geom, 1e-9) for c in kept),
+            "renamed": sum(old[c].name != new[c].name for c in kept),
+            "moved_to_another_parent": sum(old[c].parent != new[c].parent for c in kept),
         }
     return changes
 

@@ -1,11 +1,16 @@
-"""Checks on a boundary import: codes, hierarchy, invalid rings, overlaps and gaps.
+"""Checks on a boundary import: codes, hierarchy, invalid rings, overlaps, gaps, and where
+the units lie.
 
 Errors block the import; warnings (repaired rings, gaps) are reported and let it through.
-Areas are in m², computed in the UTM zone of the data.
+Areas are in m², computed in the UTM zone of the data. One problem shared by many features
+(a whole file in the wrong CRS, say) is reported once, with the count and the first codes.
+A file read in the wrong CRS can still look clean, so units that would move far from where
+they are stored, or land outside China (whose statistical division codes they carry), are
+refused unless forced.
 """
 
 import re
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -13,12 +18,18 @@ import shapely
 from shapely.validation import explain_validity
 
 from gridwatch.geo.boundary_files import LEVELS, Feature, ReadResult
-from gridwatch.geo.crs import to_metric, utm_epsg
+from gridwatch.geo.crs import metres_between, to_metric, utm_epsg
 
 CODE_DIGITS = {"township": 9, "village": 12, "grid": 15}
 PARENT = {"village": "township", "grid": "village"}
 # Smaller overlaps and gaps are rounding in the source coordinates, not real disagreements.
 TOLERANCE_M2 = 1.0
+# A redrawn boundary moves its unit's centre by metres, a wrong CRS by hundreds of kilometres.
+MOVE_LIMIT_M = 5_000.0
+# Lon/lat bounds of China, where the statistical division codes the units carry are valid.
+CHINA = (73.4, 18.1, 135.1, 53.6)
+# A problem shared by this many features or more is reported once.
+GROUP_AT = 4
 
 
 @dataclass
@@ -65,8 +76,9 @@ class CheckResult:
     warnings: list[Problem] = field(default_factory=list)
 
 
-def check(read: ReadResult, existing: Existing) -> CheckResult:
-    """Check what was read against itself and against the stored levels it keeps."""
+def check(read: ReadResult, existing: Existing, force: bool = False) -> CheckResult:
+    """Check what was read against itself and against the stored levels it keeps; `force`
+    lets units move far or lie outside China (reported as warnings instead)."""
     result = CheckResult(units={})
     result.errors += [Problem(m) for m in read.errors]
     result.warnings += [Problem(m) for m in read.warnings]
@@ -77,7 +89,9 @@ def check(read: ReadResult, existing: Existing) -> CheckResult:
     final = {level: result.units.get(level, existing.units[level]) for level in LEVELS}
     all_geoms = [u.geom for units in final.values() for u in units]
     if not all_geoms:
+        result.errors = _grouped(result.errors)
         return result
+    _check_place(result, existing, force)
     centre = shapely.union_all(shapely.centroid(all_geoms)).centroid
     epsg = utm_epsg(centre.x, centre.y)
     for units in final.values():
@@ -92,7 +106,60 @@ def check(read: ReadResult, existing: Existing) -> CheckResult:
         parent = PARENT[child]
         if child in result.units or parent in result.units:
             _check_cover(final[parent], final[child], child, epsg, result)
+    result.errors, result.warnings = _grouped(result.errors), _grouped(result.warnings)
     return result
+
+
+def _check_place(result: CheckResult, existing: Existing, force: bool) -> None:
+    """Units that move far from where they are stored, or lie outside China: an error (a
+    warning if forced), as a wrong --crs or a scaled file can still pass every other check."""
+    report = result.warnings if force else result.errors
+    unless = "" if force else "; pass --force if that is right"
+    for level, units in result.units.items():
+        centres = shapely.centroid(np.array([u.geom for u in units]))
+        lons, lats = shapely.get_x(centres), shapely.get_y(centres)
+        outside = (lons < CHINA[0]) | (lons > CHINA[2]) | (lats < CHINA[1]) | (lats > CHINA[3])
+        if outside.any():
+            codes = [u.code for u, o in zip(units, outside, strict=True) if o]
+            report.append(Problem(f"{len(codes)} {level}s lie outside China (the first near ({lons[outside][0]:.4f}, "
+                                  f"{lats[outside][0]:.4f})), whose division codes they carry: the CRS is likely "
+                                  f"wrong (check --crs and --gcj02){unless}", codes=codes[:20]))
+            continue
+        stored = {u.code: u.geom for u in existing.units[level]}
+        kept = np.array([u.code in stored for u in units])
+        if not kept.any():
+            continue
+        codes = [u.code for u in units if u.code in stored]
+        before = shapely.centroid(np.array([stored[c] for c in codes]))
+        distances = metres_between(shapely.get_x(before), shapely.get_y(before), lons[kept], lats[kept])
+        far = distances > MOVE_LIMIT_M
+        if far.any():
+            worst = int(np.argmax(distances))
+            report.append(Problem(f"{int(far.sum())} {level}s would move more than {MOVE_LIMIT_M / 1000:g} km from "
+                                  f"where they are stored ({codes[worst]} by {distances[worst] / 1000:,.0f} km): "
+                                  f"the CRS is likely wrong (check --crs and --gcj02){unless}",
+                                  codes=[c for c, f in zip(codes, far, strict=True) if f][:20]))
+
+
+def _grouped(problems: list[Problem]) -> list[Problem]:
+    """Problems of single features that say the same thing, GROUP_AT or more of them, as one."""
+    shared: dict[str, list[Problem]] = defaultdict(list)
+    for p in problems:
+        who, sep, what = p.message.partition("): ")
+        if sep and " #" in who:
+            shared[what].append(p)
+    out = []
+    for p in problems:
+        what = p.message.partition("): ")[2]
+        group = shared.get(what, [])
+        if len(group) < GROUP_AT:
+            out.append(p)
+        elif group[0] is p:
+            codes = [c for q in group for c in q.codes]
+            first = ", ".join(codes[:5]) if codes else group[0].message.partition("): ")[0] + ")"
+            out.append(Problem(f"{len(group)} features: {what} (the first: {first})", codes=codes[:20],
+                               lon=p.lon, lat=p.lat))
+    return out
 
 
 def _units(level: str, features: list[Feature], result: CheckResult) -> list[Unit]:

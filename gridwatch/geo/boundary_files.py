@@ -159,9 +159,12 @@ def _to_wgs84(features: list[Feature], src: CRS, gcj02: bool) -> None:
     if src.is_geographic:
         bounds = shapely.bounds(geoms)
         bad = (np.abs(bounds[:, [0, 2]]) > 180).any(axis=1) | (np.abs(bounds[:, [1, 3]]) > 90).any(axis=1)
-        for f, b in zip(np.array(features)[bad], bounds[bad], strict=True):
-            f.error = _range_message(b)
-            f.geom = None
+        if bad.any():  # one message for the layer, so that it is reported once for all
+            b = bounds[bad]
+            message = _range_message((b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()))
+            for f in np.array(features)[bad]:
+                f.error = message
+                f.geom = None
         geoms = geoms[~bad]
         features = list(np.array(features)[~bad])
     if not features:
@@ -173,13 +176,21 @@ def _to_wgs84(features: list[Feature], src: CRS, gcj02: bool) -> None:
         f.geom = g
 
 
-def _range_message(b: np.ndarray) -> str:
+def _range_message(b) -> str:
+    """Why coordinates (bounds of the features concerned) are not lon/lat, and what to do."""
     minx, miny, maxx, maxy = b
     msg = f"coordinates outside lon/lat range (x {minx:.6g}..{maxx:.6g}, y {miny:.6g}..{maxy:.6g})"
     if max(abs(minx), abs(maxx)) <= 90 and max(abs(miny), abs(maxy)) <= 180:
         return msg + ": lon and lat look swapped; GeoJSON wants [lon, lat]"
-    if max(abs(minx), abs(maxx), abs(miny), abs(maxy)) > 1000:
-        return msg + ": these look like metres of a projected CRS (EPSG:3857? a UTM zone?); pass --crs EPSG:NNNN"
+    largest = max(abs(minx), abs(maxx), abs(miny), abs(maxy))
+    if largest > 1000:
+        # Metres of a projected CRS, or degrees times a power of ten (some exports do that):
+        # the numbers alone cannot tell, and only the first is mended by --crs.
+        k = next((k for k in range(3, 13) if max(abs(minx), abs(maxx)) / 10 ** k <= 180
+                  and max(abs(miny), abs(maxy)) / 10 ** k <= 90), 13)
+        return (msg + f": these are metres of a projected CRS (EPSG:3857? a UTM zone? pass --crs EPSG:NNNN), or "
+                      f"lon/lat times 10^{k} (x {minx / 10 ** k:.6g}..{maxx / 10 ** k:.6g}, y {miny / 10 ** k:.6g}.."
+                      f"{maxy / 10 ** k:.6g}: divide them in the file; --crs cannot)")
     return msg
 
 

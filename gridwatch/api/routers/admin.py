@@ -26,6 +26,7 @@ async def upload_boundaries(
     crs: Annotated[str | None, Query(description="source CRS if the file has none, e.g. EPSG:4490")] = None,
     gcj02: Annotated[bool, Query(description="coordinates are GCJ-02")] = False,
     dry_run: Annotated[bool, Query(description="check and report only")] = False,
+    force: Annotated[bool, Query(description="store units that move more than 5 km, or lie outside China")] = False,
 ) -> Response:
     """201 with the report when stored, 200 for a clean dry run, 422 problem+json listing
     every error otherwise (nothing changes)."""
@@ -34,7 +35,7 @@ async def upload_boundaries(
         path = Path(tmp) / f"upload{suffix}"
         path.write_bytes(await file.read())
         report = await run_in_threadpool(import_boundaries, conn, path, crs=crs, gcj02=gcj02, dry_run=dry_run,
-                                         source=file.filename or "upload")
+                                         force=force, source=file.filename or "upload")
     body = report.as_dict()
     if not report.ok:
         raise BadInput(f"import refused, nothing changed: {len(report.errors)} error(s): "

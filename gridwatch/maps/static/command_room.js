@@ -173,6 +173,7 @@
       m.on("click", function () { emit("select-alert", f); });
       queue.addLayer(m);
       room.header.count();
+      emit("queue", f.id);  // the side panel lists it too
     },
     all: function () { return queue.getLayers().map(function (m) { return m.feature; }); },
     // placed in a grid or dismissed: it leaves the queue

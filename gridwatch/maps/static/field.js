@@ -135,7 +135,7 @@
       fc.features.forEach(function (f) {
         var c = f.geometry.coordinates;
         L.circleMarker([c[1], c[0]], {radius: 9, color: "#222", weight: 2, fillColor: colour(f.properties),
-                                      fillOpacity: 0.9}).bindTooltip(label(f.properties.type)).addTo(work);
+                                      fillOpacity: 0.9}).bindTooltip(esc(label(f.properties.type))).addTo(work);
       });
       // the map shows the way: the team and its work, when that work changes
       var ids = Object.keys(known).sort().join(",");
