@@ -15,6 +15,7 @@ from pinhole import Pinhole, metres
 
 from gridwatch.alerts.cameras import calibrate_camera, create_camera, set_video
 from gridwatch.alerts.retention import purge
+from gridwatch.api.auth import create_key
 from gridwatch.video.detect import DatabaseSink, detect
 
 W, H, FPS = 640, 360, 25
@@ -228,3 +229,24 @@ def test_an_uploaded_snapshot_is_masked_and_stripped_here(client, keys, db_url, 
     masked = image[int(0.5 * 480):, : int(0.3 * 640)]   # inside MASK (x 0-0.35, y 0.45-1)
     open_part = image[: int(0.4 * 480), int(0.5 * 640):]  # far from it
     assert masked.max() < 40 and open_part.min() > 200
+
+
+def test_only_the_key_that_posted_an_alert_sends_its_snapshot(client, keys, db_url, camera):
+    with psycopg.connect(db_url) as conn:
+        _, other = create_key(conn, "ingest", "another camera's NVR")
+    alert = {"source": "snap", "event_id": "own-1", "camera_id": "VID-1", "type": "motion", "score": 0.5,
+             "occurred_at": datetime.now(UTC).isoformat()}
+    alert_id = client.post("/alerts", json=alert, headers=auth(keys["ingest"])).json()["alert_id"]
+    frame = cv2.imencode(".jpg", np.full((120, 160, 3), 200, np.uint8))[1].tobytes()
+    r = client.put(f"/alerts/{alert_id}/snapshot", content=frame, headers={**auth(other), "content-type": "image/jpeg"})
+    assert r.status_code == 403 and "posted by another key" in r.json()["detail"]
+    assert client.get(f"/alerts/{alert_id}/snapshot", headers=auth(keys["viewer"])).status_code == 404
+    for key in (keys["ingest"], keys["operator"]):
+        r = client.put(f"/alerts/{alert_id}/snapshot", content=frame, headers={**auth(key),
+                                                                               "content-type": "image/jpeg"})
+        assert r.status_code == 201, r.text
+    batch = [{**alert, "event_id": "own-2"}]
+    [posted] = client.post("/alerts/batch", json=batch, headers=auth(other)).json()["results"]
+    r = client.put(f"/alerts/{posted['alert_id']}/snapshot", content=frame,
+                   headers={**auth(keys["ingest"]), "content-type": "image/jpeg"})
+    assert r.status_code == 403

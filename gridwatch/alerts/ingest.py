@@ -65,7 +65,7 @@ _IDS_SQL = ("SELECT array(SELECT nextval('alerts_id_seq') FROM generate_series(1
             "array(SELECT nextval('incidents_id_seq') FROM generate_series(1, %s))")
 _ALERT_COLUMNS = ("id, source, event_id, camera_id, type, score, occurred_at, received_at, updated_at, box, "
                   "frame_size, geom, position_method, grid_code, township_code, county_code, incident_id, team_id, "
-                  "team_reason, boundary_version, extra")
+                  "team_reason, boundary_version, extra, key_id")
 # The writes take their rows as one JSON array of objects: orjson writes it in a few
 # microseconds and PostgreSQL reads it in C, where binding one array per column cost
 # more than the statements themselves.
@@ -106,11 +106,11 @@ _INSERT_ALERTS_SQL = f"""
 INSERT INTO alerts ({_ALERT_COLUMNS})
 SELECT id, source, event_id, camera_id, type, score, occurred_at, %(now)s, %(now)s, box, frame_size,
        ST_SetSRID(ST_MakePoint(lon, lat), 4326), method, grid, township, left(grid, 6), incident, team, reason,
-       version, extra
+       version, extra, key_id
 FROM json_to_recordset(%(rows)s::json)
   AS u(id bigint, source text, event_id text, camera_id text, type text, score real, occurred_at timestamptz,
        box real[], frame_size int[], lon float8, lat float8, method text, grid text, township text, incident bigint,
-       team text, reason text, version int, extra jsonb)
+       team text, reason text, version int, extra jsonb, key_id bigint)
 """
 # (unnest, not JSON: the planner takes unnest for a few rows and looks each incident up
 # by its key; for json_to_recordset it guesses a hundred and scans the table.)
@@ -343,7 +343,8 @@ def _alert_json(rows: list[tuple[AlertIn, AlertResult, str | None]]) -> str:
                    "type": a.type, "score": a.score, "occurred_at": a.occurred_at, "box": a.box,
                    "frame_size": a.frame_size, "lon": r.lon, "lat": r.lat, "method": r.position_method,
                    "grid": r.grid_code, "township": t, "incident": r.incident_id, "team": r.team_id,
-                   "reason": r.team_reason, "version": r.boundary_version, "extra": a.extra} for a, r, t in rows])
+                   "reason": r.team_reason, "version": r.boundary_version, "extra": a.extra, "key_id": a.key_id}
+                  for a, r, t in rows])
 
 
 def _json(rows: list[dict]) -> str:
@@ -358,7 +359,7 @@ def _alert_rows(rows: list[tuple[AlertIn, AlertResult, str | None]], now: dateti
                a.frame_size and _FRAME.pack(*_FRAME_HEAD, *_interleave(a.frame_size)),
                _POINT.pack(*_POINT_HEAD, r.lon, r.lat), r.position_method,
                r.grid_code, township, r.grid_code[:6] if r.grid_code else None, r.incident_id, r.team_id,
-               r.team_reason, r.boundary_version, a.extra)
+               r.team_reason, r.boundary_version, a.extra, a.key_id)
 
 
 # Binary COPY carries no type tags: each field is read by its column's own receive
@@ -368,7 +369,8 @@ def _alert_rows(rows: list[tuple[AlertIn, AlertResult, str | None]], now: dateti
 # lower bound 1; then length-prefixed elements). Packed here, they cost a fraction of
 # building shapely points or dumping Python lists.
 _COPY_TYPES = ["int8", "text", "text", "text", "text", "float4", "timestamptz", "timestamptz", "timestamptz",
-               "bytea", "bytea", "bytea", "text", "text", "text", "text", "int8", "text", "text", "int4", "jsonb"]
+               "bytea", "bytea", "bytea", "text", "text", "text", "text", "int8", "text", "text", "int4", "jsonb",
+               "int8"]
 _POINT = struct.Struct("<BIIdd")
 _POINT_HEAD = (1, 0x20000001, 4326)
 _BOX = struct.Struct("!5i" + "if" * 4)

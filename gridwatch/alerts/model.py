@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     StringConstraints,
     model_validator,
 )
@@ -86,6 +87,7 @@ class AlertIn(BaseModel):
     frame_size: tuple[Side, Side] | None = None
     lon: Annotated[float, Field(ge=-180, le=180)] | None = None
     lat: Annotated[float, Field(ge=-90, le=90)] | None = None
+    _key_id: int | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _consistent(self) -> "AlertIn":
@@ -101,6 +103,16 @@ class AlertIn(BaseModel):
             if self.frame_size is not None and (x2 > self.frame_size[0] or y2 > self.frame_size[1]):
                 raise ValueError(f"box {list(self.box)} is outside the {self.frame_size[0]}×{self.frame_size[1]} "
                                  f"frame")
+        return self
+
+    @property
+    def key_id(self) -> int | None:
+        """The API key that posted the alert (not part of the wire format): only it may send
+        the alert's snapshot. None for the server's own detector and MQTT listener."""
+        return self._key_id
+
+    def posted_by(self, key_id: int) -> "AlertIn":
+        self._key_id = key_id
         return self
 
     @property

@@ -8,7 +8,7 @@ by the server, whether or not the sender applied them.
 import psycopg
 
 from gridwatch import jpeg
-from gridwatch.errors import NotFound, TooLarge
+from gridwatch.errors import Forbidden, NotFound, TooLarge
 from gridwatch.video.motion import mask_frame, polygon_pixels
 
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
@@ -21,12 +21,16 @@ def store(conn: psycopg.Connection, alert_id: int, data: bytes) -> None:
                  "SET jpeg = excluded.jpeg, taken_at = now()", [alert_id, data])
 
 
-def masks_of(conn: psycopg.Connection, alert_id: int) -> list:
-    """The privacy masks of the camera that raised the alert (none for an alert without one)."""
-    row = conn.execute("SELECT coalesce(c.privacy_masks, '[]'::jsonb) FROM alerts a "
+def masks_of(conn: psycopg.Connection, alert_id: int, sender: int | None = None) -> list:
+    """The privacy masks of the camera that raised the alert (none for an alert without
+    one). With `sender` (an ingest key's id), Forbidden unless that key posted the alert."""
+    row = conn.execute("SELECT coalesce(c.privacy_masks, '[]'::jsonb), a.key_id FROM alerts a "
                        "LEFT JOIN cameras c ON c.id = a.camera_id WHERE a.id = %s", [alert_id]).fetchone()
     if row is None:
         raise NotFound(f"no alert {alert_id}")
+    if sender is not None and row[1] != sender:
+        raise Forbidden(f"alert {alert_id} was posted by another key; a camera's key sends the snapshots of its "
+                        f"own alerts only")
     return row[0]
 
 

@@ -25,9 +25,9 @@ _batch = TypeAdapter(Annotated[list[AlertIn], Field(max_length=MAX_BATCH)])
 
 
 @router.post("/alerts", summary="One alert → placed, matched, grouped, assigned (201; 200 for a repeat)")
-async def post_alert(alert: AlertIn, request: Request) -> Response:
+async def post_alert(alert: AlertIn, request: Request, principal: SignedIn) -> Response:
     """Answered once the alert is committed (alerts arriving together share the commit)."""
-    result = await request.app.state.ingest_queue.submit(alert)
+    result = await request.app.state.ingest_queue.submit(alert.posted_by(principal.key_id))
     return json_response(result.as_dict(), 200 if result.repeat else 201)
 
 
@@ -35,17 +35,17 @@ async def post_alert(alert: AlertIn, request: Request) -> Response:
              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                  "schema": {"type": "array", "maxItems": MAX_BATCH, "items": {"$ref": "#/components/schemas/AlertIn"}}
              }}}})
-async def post_batch(request: Request, index: Grids, registry: Registry) -> Response:
+async def post_batch(request: Request, index: Grids, registry: Registry, principal: SignedIn) -> Response:
     """Every alert is checked first; if any is bad, the answer lists each bad one (by
     index) and nothing is stored. Repeats of stored (source, event_id) pairs are answered
     with their first result."""
     body = await request.body()
-    return await run_in_threadpool(_batch_ingest, request, body, index, registry)
+    return await run_in_threadpool(_batch_ingest, request, body, index, registry, principal.key_id)
 
 
-def _batch_ingest(request: Request, body: bytes, index, registry) -> Response:
+def _batch_ingest(request: Request, body: bytes, index, registry, key_id: int) -> Response:
     try:
-        alerts = _batch.validate_json(body)  # parsed and checked in one pass, in Rust
+        alerts = [a.posted_by(key_id) for a in _batch.validate_json(body)]  # parsed and checked in Rust
     except ValidationError as exc:
         raise _refusal(exc) from None
     with request.app.state.pool.connection() as conn:
@@ -111,13 +111,14 @@ def get_alert(alert_id: int, conn: Conn) -> Response:
 
 @router.put("/alerts/{alert_id}/snapshot", summary="Store the alert's JPEG snapshot: re-encoded without its "
             "metadata, the camera's privacy masks applied here whatever the sender did")
-async def put_snapshot(alert_id: int, request: Request) -> Response:
+async def put_snapshot(alert_id: int, request: Request, principal: SignedIn) -> Response:
+    """An ingest key may send the snapshots of the alerts it posted, and no others."""
     body = await request.body()
     snapshots.check_upload(body)
 
     def store() -> None:
         with request.app.state.pool.connection() as conn:
-            masks = snapshots.masks_of(conn, alert_id)
+            masks = snapshots.masks_of(conn, alert_id, principal.key_id if principal.role == "ingest" else None)
         jpeg = snapshots.cleaned(body, masks)  # decoding holds no connection
         with request.app.state.pool.connection() as conn:
             snapshots.store(conn, alert_id, jpeg)
