@@ -51,6 +51,10 @@ class ApiSettings(BaseSettings):
     # Behind a reverse proxy that ends HTTPS: the proxies whose X-Forwarded-Proto/-For are
     # believed (so the sign-in cookie is marked Secure), comma-separated; "*" trusts any.
     forwarded_allow_ips: str = "127.0.0.1"
+    # Requests a second one key may send (a burst of two seconds' worth at once), in each
+    # worker; camera ingest keys have their own rate, as one NVR posts for many cameras.
+    rate_per_s: float = Field(100.0, gt=0)
+    ingest_rate_per_s: float = Field(2000.0, gt=0)
     tls_key: FilePath | None = None
 
     @model_validator(mode="after")

@@ -62,6 +62,14 @@ class Forbidden(GridwatchError):
     exit_code = 2
 
 
+class TooManyRequests(GridwatchError):
+    """A key sent more requests than its rate allows; `retry_after` says when to try again."""
+
+    status = 429
+    title = "Too many requests"
+    exit_code = 1
+
+
 class Unavailable(GridwatchError):
     """The database (or another service we need) cannot answer now; retrying may help."""
 

@@ -11,7 +11,8 @@ from conftest import GRIDWATCH, Server, auth
 from fastapi.testclient import TestClient
 
 from gridwatch.api.app import create_app
-from gridwatch.config import DatabaseSettings
+from gridwatch.api.auth import create_key
+from gridwatch.config import ApiSettings, DatabaseSettings
 
 
 def test_health_is_open_and_says_what_runs(client):
@@ -169,3 +170,53 @@ def test_every_request_body_refuses_unknown_fields(client):
     assert lax == {}
     r = client.post("/incidents/1/acknowledge", json={"nots": "typo"}, headers={"Authorization": "Bearer x"})
     assert r.status_code == 401  # who asks is checked before what is asked
+
+
+def test_a_key_over_its_rate_gets_429_with_retry_after_and_others_go_on(settings, db_url):
+    with psycopg.connect(db_url) as conn:
+        _, hasty = create_key(conn, "viewer", "hasty script")
+        _, calm = create_key(conn, "viewer", "calm screen")
+        _, camera = create_key(conn, "ingest", "busy NVR")
+    app = create_app(settings, ApiSettings(rate_per_s=5, ingest_rate_per_s=50))
+    with TestClient(app) as client:
+        answers = [client.get("/grids/at", params={"lon": 100.99, "lat": 36.9}, headers=auth(hasty)).status_code
+                   for _ in range(20)]
+        assert answers[:10] == [200] * 10 and 429 in answers[10:]  # a burst of two seconds' worth, then no
+        r = client.get("/grids/at", params={"lon": 100.99, "lat": 36.9}, headers=auth(hasty))
+        assert r.status_code == 429 and r.headers["content-type"] == "application/problem+json"
+        assert int(r.headers["retry-after"]) >= 1 and "more than 5 requests a second" in r.json()["detail"]
+        assert client.get("/grids/at", params={"lon": 100.99, "lat": 36.9}, headers=auth(calm)).status_code == 200
+        # a camera's key has its own, higher rate
+        codes = [client.get("/cameras/CAM-0001/video", headers=auth(camera)).status_code for _ in range(60)]
+        assert codes == [200] * 60
+        time.sleep(0.25)
+        assert client.get("/grids/at", params={"lon": 100.99, "lat": 36.9}, headers=auth(hasty)).status_code == 200
+
+
+def test_a_slow_query_ends_in_503_not_a_hung_worker(db_url):
+    slow = DatabaseSettings(database_url=db_url, statement_timeout_ms=100)
+    with TestClient(create_app(slow), raise_server_exceptions=False) as client, \
+            psycopg.connect(db_url) as conn:
+        _, key = create_key(conn, "admin", "slow")
+        conn.execute("BEGIN; LOCK TABLE teams IN ACCESS EXCLUSIVE MODE")  # every team query now waits
+        started = time.monotonic()
+        r = client.get("/patrols", headers=auth(key))
+        assert r.status_code == 503 and r.headers["retry-after"] and time.monotonic() - started < 5
+        assert "took too long" in r.json()["detail"]
+        conn.rollback()
+
+
+def test_an_exhausted_pool_makes_requests_wait_briefly_then_503(client, keys):
+    """Slow clients holding every connection: a request waits the pool's timeout, then gets
+    503 with Retry-After, never hangs; /health says the database is unavailable meanwhile."""
+    pool = client.app.state.pool
+    held = [pool.getconn(timeout=5) for _ in range(pool.max_size)]
+    try:
+        started = time.monotonic()
+        r = client.get("/incidents", params={"limit": 1}, headers=auth(keys["viewer"]))
+        waited = time.monotonic() - started
+        assert r.status_code == 503 and r.headers["retry-after"] and 1 < waited < 10, (r.status_code, waited)
+    finally:
+        for conn in held:
+            pool.putconn(conn)
+    assert client.get("/incidents", params={"limit": 1}, headers=auth(keys["viewer"])).status_code == 200

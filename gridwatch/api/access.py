@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Mount
 
 from gridwatch.api.auth import ROLES, authenticate
 from gridwatch.api.errors import refusal, unavailable
-from gridwatch.errors import Forbidden, GridwatchError
+from gridwatch.errors import Forbidden, GridwatchError, TooManyRequests
 
 Rule = frozenset[str]  # the roles let in; empty: public, no key needed
 
@@ -192,6 +192,11 @@ class Guard:
                 if principal.role not in rule:
                     raise Forbidden(f"this needs role {allowed(rule)}; key {principal.name!r} has role "
                                     f"{principal.role}")
+                limits = scope["app"].state.limits
+                wait = limits.wait_s(principal)
+                if wait:
+                    raise TooManyRequests(f"key {principal.name!r} sent more than {limits.rate(principal):g} requests "
+                                          f"a second; wait {wait:.1f} s", retry_after_s=round(wait, 3))
             except GridwatchError as exc:
                 return await refusal(request, exc)(scope, receive, send)
             except (psycopg.OperationalError, PoolTimeout) as exc:  # the key cannot be checked
@@ -244,4 +249,6 @@ def describe(doc: dict, access: dict[str, Rule]) -> dict:
             responses.setdefault("401", {"description": "no key, or an unknown, revoked or expired one",
                                          "content": problem})
             responses.setdefault("403", {"description": "the key's role may not do this", "content": problem})
+            responses.setdefault("429", {"description": "the key sent more requests than its rate allows; wait as "
+                                                        "Retry-After says", "content": problem})
     return doc

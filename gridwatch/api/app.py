@@ -21,6 +21,7 @@ from gridwatch.api import access, errors
 from gridwatch.api.audit import Audit, AuditLog
 from gridwatch.api.auth import KeyStore
 from gridwatch.api.ingest_queue import IngestQueue
+from gridwatch.api.limits import RateLimits
 from gridwatch.api.live import LiveFeed
 from gridwatch.api.middleware import BodyLimit, PlainText
 from gridwatch.api.routers import admin, alerts, cameras, grids, health, incidents, maps, patrols, stats, types
@@ -124,6 +125,7 @@ def create_app(db: DatabaseSettings | None = None, api: ApiSettings | None = Non
                                    swagger_ui_parameters={"validatorUrl": None, "persistAuthorization": True})
 
     app.state.access = dict(access.ACCESS)
+    app.state.limits = RateLimits(api.rate_per_s, api.ingest_rate_per_s)
     described = app.openapi
 
     def openapi() -> dict:

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import math
 from http import HTTPStatus
 from urllib.parse import urlencode
 
@@ -65,6 +66,8 @@ def refusal(request: Request, exc: GridwatchError) -> Response:
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
     if exc.status == 503:
         headers = {"Retry-After": "5"}
+    if exc.status == 429:
+        headers = {"Retry-After": str(max(1, math.ceil(exc.extra.get("retry_after_s", 1))))}
     # extension members never override the standard ones (RFC 9457 §3.2)
     extra = {k: v for k, v in exc.extra.items() if k not in ("type", "title", "status", "detail", "headers")}
     return problem(exc.status, exc.detail, title=exc.title, headers=headers, **extra)
