@@ -72,6 +72,7 @@ bench: system venv assets db
 	$(BIN)/python bench/heatmap.py
 	$(BIN)/python bench/video.py
 	$(BIN)/python bench/command_room.py
+	bench/soak.sh
 
 clean:
 	-$(BIN)/gridwatch db stop

@@ -1,11 +1,18 @@
-"""The lookup baseline: gridwatch's own app plus one endpoint that answers /grids/at's
-question with one psycopg query to PostGIS per request (same auth, same answer shape)."""
+"""Baselines measured beside gridwatch in the same run: gridwatch's own app plus
+
+- /baseline/grids/at, answering /grids/at's question with one psycopg query to PostGIS per
+  request (same auth, same answer shape), for bench/lookup.sh;
+- /baseline/alerts, taking an alert as POST /alerts does (same auth, same validation) and
+  committing an empty transaction instead of ingesting it, for bench/ingest.sh: what a
+  request that touches the database at all costs on this machine."""
 
 import orjson
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from gridwatch.api.access import VIEWER
+from gridwatch.alerts.model import AlertIn
+from gridwatch.api.access import INGEST, OPERATOR, VIEWER
 from gridwatch.api.app import create_app
 from gridwatch.api.deps import Conn
 from gridwatch.api.errors import problem
@@ -40,4 +47,15 @@ def create() -> FastAPI:
                                       "township_code": township, "boundary_version": version}),
                         media_type="application/json")
 
+    @app.post("/baseline/alerts", status_code=201)
+    async def baseline_alert(alert: AlertIn, request: Request) -> Response:
+        def commit() -> None:
+            with request.app.state.pool.connection() as conn, conn.transaction():
+                conn.execute("SELECT 1")
+
+        await run_in_threadpool(commit)
+        return Response(orjson.dumps({"alert_id": 0, "event_id": alert.event_id}), status_code=201,
+                        media_type="application/json")
+
+    app.state.access["POST /baseline/alerts"] = OPERATOR | INGEST
     return app

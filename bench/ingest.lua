@@ -25,6 +25,7 @@ counter, acked, failed = 0, 0, 0  -- globals: done() reads them per thread
 local interval, next_at
 local headers = {["Authorization"] = "Bearer " .. os.getenv("GRIDWATCH_KEY"), ["Content-Type"] = "application/json"}
 local run = os.getenv("RUN_ID")
+local path = os.getenv("INGEST_PATH") or "/alerts"
 local cameras = tonumber(os.getenv("CAMERAS"))
 
 local stop_posting_at
@@ -53,7 +54,7 @@ function request()
   local body = string.format(
     '{"source":"bench-%s","event_id":"%d-%d","camera_id":"CAM-%04d","type":"%s","score":0.8,"occurred_at":"%s"}',
     run, tid, counter, math.random(1, cameras), types[math.random(#types)], os.date("!%Y-%m-%dT%H:%M:%SZ"))
-  return wrk.format("POST", "/alerts", headers, body)
+  return wrk.format("POST", path, headers, body)
 end
 
 function response(status, hdrs, body)
