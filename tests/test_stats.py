@@ -3,6 +3,7 @@ timeline and 1-3-1 compliance, over a half-open window."""
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import psycopg
@@ -14,6 +15,7 @@ from scipy.stats import norm
 from gridwatch.alerts.ingest import ingest
 from gridwatch.alerts.model import AlertIn
 from gridwatch.geo.grid_index import GridIndex
+from gridwatch.stats.counts import Window, daily_heat_cells, heat_cells
 
 BASE = datetime(2026, 10, 1, 4, 0, tzinfo=UTC)
 
@@ -62,6 +64,19 @@ def test_window_is_half_open(client, keys, loaded):
     body = client.get("/stats/grids", params={"since": since, "until": until, "type": "motion"},
                       headers=auth(keys["viewer"])).json()
     assert sum(g["alerts"] for g in body["grids"]) == 1
+
+
+def test_the_time_lapse_frames_are_each_days_heat_from_one_query(conn, loaded):
+    """Each local day's frame equals the heat of that day asked for alone."""
+    tz = "Asia/Shanghai"
+    zone = ZoneInfo(tz)
+    start = datetime(2026, 10, 2, tzinfo=zone)
+    days = daily_heat_cells(conn, Window(start, start + timedelta(days=4)), loaded, tz)
+    assert list(days) == [(start + timedelta(days=d)).date() for d in range(4)]
+    for day, data in days.items():
+        since = datetime(day.year, day.month, day.day, tzinfo=zone)
+        alone = heat_cells(conn, Window(since, since + timedelta(days=1)), loaded)["data"]
+        assert sorted(data) == sorted(alone) and data, day
 
 
 def test_heat_is_aggregated_cells_not_points(client, keys, loaded):

@@ -35,7 +35,7 @@ from gridwatch.maps.vocab import (
     ramp_colour,
     vocab,
 )
-from gridwatch.stats.counts import Window, grid_counts, heat_cells
+from gridwatch.stats.counts import Window, daily_heat_cells, grid_counts, heat_cells
 from gridwatch.stats.hotspots import hotspots
 
 # The time-lapse draws a frame a day: at most this many.
@@ -283,13 +283,10 @@ def timelapse_page(conn: psycopg.Connection, index: GridIndex, window: Window, b
     townships, villages, _ = _boundaries(conn)
     m, layers = _base_map(base, townships, townships, villages)
     frames, labels = [], []
-    day = window.since.astimezone(ZoneInfo(base.timezone)).replace(hour=0, minute=0, second=0, microsecond=0)
-    while day < window.until:
-        cells = heat_cells(conn, Window(day, day + timedelta(days=1), window.type, window.township), index)
-        top = max(cells["max"], 1)
-        frames.append([[lat, lon, n / top] for lat, lon, n in cells["data"]])
-        labels.append(day.date().isoformat())
-        day += timedelta(days=1)
+    for day, data in daily_heat_cells(conn, window, index, base.timezone).items():
+        top = max((n for _, _, n in data), default=1)
+        frames.append([[lat, lon, n / top] for lat, lon, n in data])
+        labels.append(day.isoformat())
     film = HeatMapWithTime(frames, index=labels, name="Alerts by day", radius=18, auto_play=False, max_opacity=0.8,
                            position="bottomright", gradient=HEAT_GRADIENT)
     film.add_to(m)

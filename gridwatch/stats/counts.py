@@ -2,7 +2,8 @@
 All aggregated in PostGIS, filtered by a window [since, until), type and township."""
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import psycopg
@@ -101,31 +102,80 @@ WHERE {window_sql('a', 'occurred_at')}
   AND ST_X(a.geom) >= %(x0)s AND ST_X(a.geom) < %(x1)s AND ST_Y(a.geom) >= %(y0)s AND ST_Y(a.geom) < %(y1)s
 GROUP BY 1, 2
 """
+# The same cells, each local day apart: the time-lapse's frames in one query.
+_DAILY_HEAT_SQL = f"""
+SELECT (a.occurred_at AT TIME ZONE %(tz)s)::date AS day,
+       floor((ST_X(a.geom) - %(x0)s) / %(dx)s)::int AS i, floor((ST_Y(a.geom) - %(y0)s) / %(dy)s)::int AS j,
+       count(*) AS n
+FROM alerts a
+WHERE {window_sql('a', 'occurred_at')}
+  AND ST_X(a.geom) >= %(x0)s AND ST_X(a.geom) < %(x1)s AND ST_Y(a.geom) >= %(y0)s AND ST_Y(a.geom) < %(y1)s
+GROUP BY 1, 2, 3
+"""
+
+
+@dataclass(frozen=True)
+class Cells:
+    """A regular grid of cells over the county (or a township), sized in metres."""
+
+    cell_m: float
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    dx: float
+    dy: float
+
+    @classmethod
+    def over(cls, index: GridIndex, township: str | None, cell_m: float | None = None) -> "Cells":
+        geoms = index.geoms if township is None else index.geoms[index.township_codes == township]
+        if not len(geoms):
+            raise BadInput(f"township: no grids in township {township!r}")
+        x0, y0, x1, y1 = (float(v) for v in shapely.total_bounds(geoms))
+        metres_per_deg_x = 111_320.0 * float(np.cos(np.radians((y0 + y1) / 2)))
+        metres_per_deg_y = 110_540.0
+        across_m = max((x1 - x0) * metres_per_deg_x, (y1 - y0) * metres_per_deg_y)
+        if cell_m is None:
+            cell_m = max(50.0, float(round(across_m / DEFAULT_CELLS_ACROSS, -1)))
+        dx, dy = cell_m / metres_per_deg_x, cell_m / metres_per_deg_y
+        cells = int(np.ceil((x1 - x0) / dx) * np.ceil((y1 - y0) / dy))
+        if cells > MAX_CELLS:
+            smallest = np.sqrt((x1 - x0) * metres_per_deg_x * (y1 - y0) * metres_per_deg_y / MAX_CELLS)
+            raise BadInput(f"cell_m: {cell_m:g} m makes {cells:,} cells over this extent; at most {MAX_CELLS:,}: "
+                           f"use cell_m ≥ {np.ceil(smallest):.0f}")
+        return cls(cell_m, x0, y0, x1, y1, dx, dy)
+
+    def params(self) -> dict:
+        return {"x0": self.x0, "y0": self.y0, "x1": self.x1, "y1": self.y1, "dx": self.dx, "dy": self.dy}
+
+    def centre(self, i: int, j: int) -> list[float]:
+        """[lat, lon] of cell (i, j)'s centre."""
+        return [round(self.y0 + (j + 0.5) * self.dy, 6), round(self.x0 + (i + 0.5) * self.dx, 6)]
 
 
 def heat_cells(conn: psycopg.Connection, window: Window, index: GridIndex, cell_m: float | None = None) -> dict:
     """Alert counts on a regular grid of cells over the county (or the township), never
     the raw points: [[lat, lon, count], ...] at cell centres, with the cell size."""
-    geoms = index.geoms if window.township is None else index.geoms[index.township_codes == window.township]
-    if not len(geoms):
-        raise BadInput(f"township: no grids in township {window.township!r}")
-    x0, y0, x1, y1 = (float(v) for v in shapely.total_bounds(geoms))
-    metres_per_deg_x = 111_320.0 * float(np.cos(np.radians((y0 + y1) / 2)))
-    metres_per_deg_y = 110_540.0
-    across_m = max((x1 - x0) * metres_per_deg_x, (y1 - y0) * metres_per_deg_y)
-    if cell_m is None:
-        cell_m = max(50.0, float(round(across_m / DEFAULT_CELLS_ACROSS, -1)))
-    dx, dy = cell_m / metres_per_deg_x, cell_m / metres_per_deg_y
-    cells = int(np.ceil((x1 - x0) / dx) * np.ceil((y1 - y0) / dy))
-    if cells > MAX_CELLS:
-        smallest = np.sqrt((x1 - x0) * metres_per_deg_x * (y1 - y0) * metres_per_deg_y / MAX_CELLS)
-        raise BadInput(f"cell_m: {cell_m:g} m makes {cells:,} cells over this extent; at most {MAX_CELLS:,}: "
-                       f"use cell_m ≥ {np.ceil(smallest):.0f}")
-    rows = conn.execute(_HEAT_SQL, {**window.params(), "x0": x0, "y0": y0, "x1": x1, "y1": y1, "dx": dx,
-                                    "dy": dy}).fetchall()
-    data = [[round(y0 + (j + 0.5) * dy, 6), round(x0 + (i + 0.5) * dx, 6), n] for i, j, n in rows]
-    return {"cell_m": cell_m, "cells": len(data), "alerts": int(sum(r[2] for r in rows)),
-            "max": max((r[2] for r in rows), default=0), "bbox": [x0, y0, x1, y1], "data": data}
+    cells = Cells.over(index, window.township, cell_m)
+    rows = conn.execute(_HEAT_SQL, {**window.params(), **cells.params()}).fetchall()
+    data = [[*cells.centre(i, j), n] for i, j, n in rows]
+    return {"cell_m": cells.cell_m, "cells": len(data), "alerts": int(sum(r[2] for r in rows)),
+            "max": max((r[2] for r in rows), default=0), "bbox": [cells.x0, cells.y0, cells.x1, cells.y1],
+            "data": data}
+
+
+def daily_heat_cells(conn: psycopg.Connection, window: Window, index: GridIndex, tz: str) -> dict[date, list]:
+    """heat_cells' data for each local day of the window (days without alerts too), in one query."""
+    cells = Cells.over(index, window.township)
+    zone = ZoneInfo(tz)
+    day, last = window.since.astimezone(zone).date(), (window.until - timedelta(microseconds=1)).astimezone(zone).date()
+    days: dict[date, list] = {}
+    while day <= last:
+        days[day] = []
+        day += timedelta(days=1)
+    for day, i, j, n in conn.execute(_DAILY_HEAT_SQL, {**window.params(), **cells.params(), "tz": tz}):
+        days.setdefault(day, []).append([*cells.centre(i, j), n])
+    return days
 
 
 _DAYS_SQL = f"""
