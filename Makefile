@@ -8,7 +8,7 @@ export GRIDWATCH_HOME ?= $(CURDIR)/var
 APT_PACKAGES := postgresql-15-postgis-3 mosquitto chromium wrk
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: demo test system venv plain assets db lint bench clean
+.PHONY: demo test fuzz system venv plain assets db lint bench clean
 
 demo: system venv assets db
 	$(BIN)/gridwatch demo load
@@ -17,6 +17,9 @@ demo: system venv assets db
 
 test: system venv plain assets db
 	$(BIN)/pytest -q
+
+fuzz: venv db
+	GRIDWATCH_FUZZ_EXAMPLES=$${GRIDWATCH_FUZZ_EXAMPLES:-300} $(BIN)/pytest -q tests/test_fuzz.py
 
 system:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

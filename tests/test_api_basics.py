@@ -220,3 +220,16 @@ def test_an_exhausted_pool_makes_requests_wait_briefly_then_503(client, keys):
         for conn in held:
             pool.putconn(conn)
     assert client.get("/incidents", params={"limit": 1}, headers=auth(keys["viewer"])).status_code == 200
+
+
+@pytest.mark.parametrize(("path", "content_type", "body", "says"), [
+    ("/alerts", "application/json", b'{"source": "\xff"}', "not UTF-8 text"),
+    ("/admin/boundaries", "multipart/form-data", b"no boundary given", "Missing boundary in multipart"),
+])
+def test_a_body_that_cannot_be_read_is_422_not_400(client, keys, path, content_type, body, says):
+    """Found by the fuzzer (tests/test_fuzz.py): the framework answered 400 to a JSON body
+    that is not UTF-8, and to a broken form; unreadable input is 422, as JSON that does not
+    parse is."""
+    r = client.post(path, content=body, headers={**auth(keys["admin"]), "Content-Type": content_type})
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json", r.text
+    assert says in r.json()["detail"] and r.json()["errors"][0]["field"] == "body"

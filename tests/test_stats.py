@@ -155,6 +155,10 @@ def test_timeline_and_deadlines(client, keys, loaded):
     ({"township": "NOWHERE"}, "township: no township 'NOWHERE'"),
     ({"since": "9999-12-31T00:00:00Z"}, "days ahead"),
     ({"cell_m": 0.0001}, "cell_m"),
+    # found by the fuzzer (tests/test_fuzz.py): cells so small that their count overflowed, or their
+    # width in degrees was 0, were a 500
+    ({"cell_m": 1e-300}, "cells over this extent; at most 100,000"),
+    ({"cell_m": 5e-324}, "cells over this extent; at most 100,000"),
 ])
 def test_bad_stats_queries(client, keys, params, words):
     path = "/stats/heat" if "cell_m" in params else "/stats/grids"

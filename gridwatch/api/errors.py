@@ -51,6 +51,14 @@ def validation_items(errors: list[dict]) -> list[dict]:
             for e in errors]
 
 
+def unreadable(exc: HTTPException) -> str:
+    """What is wrong with a body the framework could not read."""
+    if isinstance(exc.__cause__, UnicodeDecodeError):
+        return "the body cannot be read: it is not UTF-8 text; send JSON as UTF-8"
+    cause = f" ({exc.__cause__})" if exc.__cause__ is not None and str(exc.__cause__) else ""
+    return f"the body cannot be read: {str(exc.detail).rstrip('.')}{cause}"
+
+
 def page_visit(request: Request) -> bool:
     """A browser opening a map page (not a script, and not the page's own data requests)."""
     return request.method == "GET" and (request.url.path.startswith("/maps") or request.url.path == "/field") and \
@@ -94,6 +102,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 400:
+            # The framework's answer to a body it cannot read (JSON that is not UTF-8 text, a
+            # broken form); gridwatch raises no 400 itself, and answers unreadable input 422, as
+            # it does JSON that does not parse.
+            return problem(422, unreadable(exc), title="Invalid input",
+                           errors=[{"field": "body", "message": unreadable(exc)}])
         if exc.status_code == 404 and exc.detail == "Not Found":
             detail = f"no such path: {request.url.path}"
         elif exc.status_code == 405:

@@ -138,10 +138,13 @@ class Cells:
         if cell_m is None:
             cell_m = max(50.0, float(round(across_m / DEFAULT_CELLS_ACROSS, -1)))
         dx, dy = cell_m / metres_per_deg_x, cell_m / metres_per_deg_y
-        cells = int(np.ceil((x1 - x0) / dx) * np.ceil((y1 - y0) / dy))
-        if cells > MAX_CELLS:
+        # counted in metres and as floats: a cell of a few metres or less makes more cells than
+        # an int holds (or a width of 0 degrees), and is refused, not divided by
+        cells = float(np.ceil((x1 - x0) * metres_per_deg_x / cell_m) * np.ceil((y1 - y0) * metres_per_deg_y / cell_m))
+        if not cells <= MAX_CELLS:
             smallest = np.sqrt((x1 - x0) * metres_per_deg_x * (y1 - y0) * metres_per_deg_y / MAX_CELLS)
-            raise BadInput(f"cell_m: {cell_m:g} m makes {cells:,} cells over this extent; at most {MAX_CELLS:,}: "
+            many = f"{cells:,.0f}" if cells < 1e18 else "countless"
+            raise BadInput(f"cell_m: {cell_m:g} m makes {many} cells over this extent; at most {MAX_CELLS:,}: "
                            f"use cell_m ≥ {np.ceil(smallest):.0f}")
         return cls(cell_m, x0, y0, x1, y1, dx, dy)
 

@@ -10,16 +10,21 @@ from pydantic import AwareDatetime
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from gridwatch.api import audit
+from gridwatch.api import audit, schemas
 from gridwatch.api.auth import ALL_ROLES
 from gridwatch.api.deps import Conn, json_response
+from gridwatch.api.schemas import COMMON, WRITE, problems
 from gridwatch.errors import BadInput
 from gridwatch.geo.boundaries import import_boundaries
 
-router = APIRouter(tags=["admin"])
+router = APIRouter(tags=["admin"], responses=COMMON)
 
 
-@router.post("/admin/boundaries", summary="Import a boundary file (GeoJSON, GeoPackage, zipped Shapefile)")
+@router.post("/admin/boundaries", summary="Import a boundary file (GeoJSON, GeoPackage, zipped Shapefile)",
+             status_code=201, response_model=schemas.ImportReport,
+             responses={200: {"model": schemas.ImportReport, "description": "a dry run, clean"}, **WRITE,
+                        **problems(422, s422="refused, nothing changed: `report` holds the import report with every "
+                                             "error; or invalid input")})
 async def upload_boundaries(
     file: Annotated[UploadFile, File(description="the boundary file")],
     conn: Conn,
@@ -43,7 +48,8 @@ async def upload_boundaries(
     return Response(orjson.dumps(body), status_code=200 if dry_run else 201, media_type="application/json")
 
 
-@router.get("/admin/audit", summary="The audit log, newest first: who called what, when, and the answer's status")
+@router.get("/admin/audit", summary="The audit log, newest first: who called what, when, and the answer's status",
+            response_model=schemas.AuditPage)
 def audit_log(conn: Conn, key: Annotated[int | None, Query(ge=1, le=2**62, description="a key's id")] = None,
               role: Annotated[str | None, Query(pattern="^(" + "|".join(ALL_ROLES) + "|system)$")] = None,
               path: Annotated[str | None, Query(max_length=2000, description="paths starting with this")] = None,

@@ -13,18 +13,24 @@ from gridwatch.alerts import queue, snapshots
 from gridwatch.alerts.ingest import ingest
 from gridwatch.alerts.model import MAX_BATCH, AlertIn
 from gridwatch.alerts.queries import alert_collection, alert_feature
+from gridwatch.api import schemas
 from gridwatch.api.auth import actor
 from gridwatch.api.body import Body
 from gridwatch.api.deps import Conn, Grids, Registry, SignedIn, json_response
 from gridwatch.api.errors import validation_items
 from gridwatch.api.params import BBox, Page, TimeWindow, bbox_query, page_query, type_query, window_query
+from gridwatch.api.schemas import COMMON, GEOJSON, WRITE, GeoJSONResponse, jpeg, problems
 from gridwatch.errors import BadInput
 
-router = APIRouter(tags=["alerts"])
+router = APIRouter(tags=["alerts"], responses=COMMON)
+NO_SUCH = problems(404)
 _batch = TypeAdapter(Annotated[list[AlertIn], Field(max_length=MAX_BATCH)])
 
 
-@router.post("/alerts", summary="One alert → placed, matched, grouped, assigned (201; 200 for a repeat)")
+@router.post("/alerts", summary="One alert → placed, matched, grouped, assigned (201; 200 for a repeat)",
+             status_code=201, response_model=schemas.AlertResult,
+             responses={200: {"model": schemas.AlertResult, "description": "a repeat of a stored (source, event_id): "
+                                                                          "its first result"}, **WRITE})
 async def post_alert(alert: AlertIn, request: Request, principal: SignedIn) -> Response:
     """Answered once the alert is committed (alerts arriving together share the commit)."""
     result = await request.app.state.ingest_queue.submit(alert.posted_by(principal.key_id))
@@ -32,6 +38,8 @@ async def post_alert(alert: AlertIn, request: Request, principal: SignedIn) -> R
 
 
 @router.post("/alerts/batch", summary="Up to 10,000 alerts, all or nothing (a JSON array)",
+             status_code=201, response_model=schemas.BatchResult,
+             responses={200: {"model": schemas.BatchResult, "description": "every alert a repeat"}, **WRITE},
              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                  "schema": {"type": "array", "maxItems": MAX_BATCH, "items": {"$ref": "#/components/schemas/AlertIn"}}
              }}}})
@@ -70,7 +78,7 @@ def _refusal(exc: ValidationError) -> BadInput:
 
 
 @router.get("/alerts", summary="Alerts as GeoJSON; unassigned=true is the queue of alerts outside every grid",
-            response_class=Response)
+            response_class=GeoJSONResponse, response_model=schemas.AlertCollection)
 def list_alerts(conn: Conn, window: Annotated[TimeWindow, Depends(window_query)],
                 bbox: Annotated[BBox | None, Depends(bbox_query)], page: Annotated[Page, Depends(page_query)],
                 camera: str | None = None, grid: str | None = None, township: str | None = None,
@@ -80,7 +88,7 @@ def list_alerts(conn: Conn, window: Annotated[TimeWindow, Depends(window_query)]
     body = alert_collection(conn, bbox=bbox, since=window.since, until=window.until, unassigned=unassigned,
                             filters={"camera": camera, "grid": grid, "township": township, "type": type,
                                      "incident": incident}, limit=page.limit, offset=page.offset)
-    return Response(body, media_type="application/geo+json")
+    return Response(body, media_type=GEOJSON)
 
 
 class AssignIn(Body):
@@ -92,25 +100,32 @@ class DismissIn(Body):
 
 
 @router.post("/alerts/{alert_id}/assign", summary="Place an alert of the unassigned queue in a grid: it joins or "
-             "opens an incident there as any alert would")
+             "opens an incident there as any alert would", response_model=schemas.AlertPlaced,
+             responses={**NO_SUCH, **WRITE})
 def assign_alert(alert_id: int, body: AssignIn, conn: Conn, index: Grids, principal: SignedIn) -> Response:
     placed = queue.assign_to_grid(conn, alert_id, body.grid_code, actor(principal), index, datetime.now(UTC))
     return json_response({"alert_id": alert_id, **asdict(placed)})
 
 
-@router.post("/alerts/{alert_id}/dismiss", summary="Take an alert out of the unassigned queue, with a reason")
+@router.post("/alerts/{alert_id}/dismiss", summary="Take an alert out of the unassigned queue, with a reason",
+             response_class=GeoJSONResponse, response_model=schemas.AlertFeature, responses={**NO_SUCH, **WRITE})
 def dismiss_alert(alert_id: int, body: DismissIn, conn: Conn, principal: SignedIn) -> Response:
     queue.dismiss(conn, alert_id, body.reason, actor(principal), datetime.now(UTC))
-    return Response(alert_feature(conn, alert_id), media_type="application/geo+json")
+    return Response(alert_feature(conn, alert_id), media_type=GEOJSON)
 
 
-@router.get("/alerts/{alert_id}", response_class=Response)
+@router.get("/alerts/{alert_id}", summary="One alert as a GeoJSON Feature", response_class=GeoJSONResponse,
+            response_model=schemas.AlertFeature, responses=NO_SUCH)
 def get_alert(alert_id: int, conn: Conn) -> Response:
-    return Response(alert_feature(conn, alert_id), media_type="application/geo+json")
+    return Response(alert_feature(conn, alert_id), media_type=GEOJSON)
 
 
 @router.put("/alerts/{alert_id}/snapshot", summary="Store the alert's JPEG snapshot: re-encoded without its "
-            "metadata, the camera's privacy masks applied here whatever the sender did")
+            "metadata, the camera's privacy masks applied here whatever the sender did",
+            status_code=201, response_class=Response,
+            responses={201: {"description": "stored (no body)"}, **NO_SUCH, **problems(413)},
+            openapi_extra={"requestBody": {"required": True, "content": {"image/jpeg": {"schema": {
+                "type": "string", "format": "binary", "description": "a JPEG of at most 2 MB"}}}}})
 async def put_snapshot(alert_id: int, request: Request, principal: SignedIn) -> Response:
     """An ingest key may send the snapshots of the alerts it posted, and no others."""
     body = await request.body()
@@ -128,7 +143,7 @@ async def put_snapshot(alert_id: int, request: Request, principal: SignedIn) -> 
 
 
 @router.get("/alerts/{alert_id}/snapshot", summary="The alert's JPEG snapshot", response_class=Response,
-            responses={200: {"content": {"image/jpeg": {}}}})
+            responses={200: jpeg("the snapshot, masks blacked out"), **NO_SUCH})
 def get_snapshot(alert_id: int, conn: Conn) -> Response:
     return Response(snapshots.snapshot(conn, alert_id), media_type="image/jpeg",
                     headers={"Cache-Control": "private, max-age=3600"})

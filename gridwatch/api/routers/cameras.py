@@ -9,12 +9,14 @@ from pydantic import Field
 from starlette.responses import Response
 
 from gridwatch.alerts import cameras
+from gridwatch.api import schemas
 from gridwatch.api.body import Body
 from gridwatch.api.deps import Conn, Registry
 from gridwatch.api.params import BBox, Page, bbox_query, page_query
+from gridwatch.api.schemas import COMMON, GEOJSON, WRITE, GeoJSONResponse, problems
 
-GEOJSON = "application/geo+json"
-router = APIRouter(tags=["cameras"])
+router = APIRouter(tags=["cameras"], responses=COMMON)
+NO_SUCH = problems(404)
 Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 
 
@@ -68,7 +70,7 @@ class CalibrationIn(Body):
 
 
 @router.get("/cameras", summary="Cameras as GeoJSON (positions, or view sectors with view=true)",
-            response_class=Response)
+            response_class=GeoJSONResponse, response_model=schemas.CameraCollection)
 def list_cameras(conn: Conn, bbox: Annotated[BBox | None, Depends(bbox_query)],
                  page: Annotated[Page, Depends(page_query)],
                  grid: str | None = None, township: str | None = None, active: bool | None = None,
@@ -78,19 +80,22 @@ def list_cameras(conn: Conn, bbox: Annotated[BBox | None, Depends(bbox_query)],
     return Response(body, media_type=GEOJSON)
 
 
-@router.get("/cameras/{camera_id}", response_class=Response)
+@router.get("/cameras/{camera_id}", summary="One camera as a GeoJSON Feature", response_class=GeoJSONResponse,
+            response_model=schemas.CameraFeature, responses=NO_SUCH)
 def get_camera(camera_id: str, conn: Conn) -> Response:
     return Response(cameras.camera_feature(conn, camera_id), media_type=GEOJSON)
 
 
-@router.post("/cameras", status_code=201, response_class=Response)
+@router.post("/cameras", status_code=201, summary="Register a camera (with its zones and privacy masks)",
+             response_class=GeoJSONResponse, response_model=schemas.CameraFeature, responses=WRITE)
 def create_camera(camera: CameraIn, conn: Conn, registry: Registry) -> Response:
     cameras.create_camera(conn, camera.model_dump())
     registry.forget_cameras()
     return Response(cameras.camera_feature(conn, camera.id), status_code=201, media_type=GEOJSON)
 
 
-@router.patch("/cameras/{camera_id}", response_class=Response)
+@router.patch("/cameras/{camera_id}", summary="Change a camera (moving or turning it drops its calibration)",
+              response_class=GeoJSONResponse, response_model=schemas.CameraFeature, responses={**NO_SUCH, **WRITE})
 def update_camera(camera_id: str, changes: CameraPatch, conn: Conn, registry: Registry) -> Response:
     """Moving or turning a calibrated camera drops its calibration."""
     cameras.update_camera(conn, camera_id, changes.model_dump(exclude_none=True))
@@ -98,12 +103,14 @@ def update_camera(camera_id: str, changes: CameraPatch, conn: Conn, registry: Re
     return Response(cameras.camera_feature(conn, camera_id), media_type=GEOJSON)
 
 
-@router.get("/cameras/{camera_id}/video", summary="Zones and privacy masks, for a video detector")
+@router.get("/cameras/{camera_id}/video", summary="Zones and privacy masks, for a video detector",
+            response_model=schemas.CameraVideo, responses=NO_SUCH)
 def camera_video(camera_id: str, conn: Conn) -> Response:
     return Response(orjson.dumps(cameras.camera_video(conn, camera_id)), media_type="application/json")
 
 
-@router.delete("/cameras/{camera_id}", response_class=Response,
+@router.delete("/cameras/{camera_id}", response_class=GeoJSONResponse, response_model=schemas.CameraFeature,
+               responses={**NO_SUCH, **WRITE},
                summary="Deactivate a camera (its alerts keep pointing at it, so it is never deleted)")
 def deactivate_camera(camera_id: str, conn: Conn, registry: Registry) -> Response:
     cameras.update_camera(conn, camera_id, {"active": False})
@@ -111,7 +118,8 @@ def deactivate_camera(camera_id: str, conn: Conn, registry: Registry) -> Respons
     return Response(cameras.camera_feature(conn, camera_id), media_type=GEOJSON)
 
 
-@router.put("/cameras/{camera_id}/calibration",
+@router.put("/cameras/{camera_id}/calibration", response_model=schemas.CalibrationResult,
+            responses={**NO_SUCH, **WRITE},
             summary="Fit the image → ground homography from ≥ 4 pixel ↔ lon/lat pairs")
 def calibrate(camera_id: str, body: CalibrationIn, conn: Conn, registry: Registry) -> Response:
     pixels = np.array([p.pixel for p in body.points], dtype=float).reshape(-1, 2)

@@ -8,23 +8,27 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from gridwatch.api import schemas
 from gridwatch.api.deps import Conn, Grids, json_response
 from gridwatch.api.errors import problem
 from gridwatch.api.params import BBox, Page, bbox_query, lonlat_params, page_query
+from gridwatch.api.schemas import COMMON, GEOJSON, GeoJSONResponse, problems
 from gridwatch.errors import BadInput
 from gridwatch.geo.boundaries import feature, feature_collection
 from gridwatch.geo.grid_index import GridIndex
 
-GEOJSON = "application/geo+json"
 MAX_LOOKUP_POINTS = 100_000
 
-router = APIRouter(tags=["grids"])
-
+router = APIRouter(tags=["grids"], responses=COMMON)
+NO_SUCH = problems(404)
 
 
 # /grids/at is the hottest path: it parses lon/lat and finds the index itself, because
 # FastAPI's per-request dependency solving costs more than the lookup (bench/lookup.sh).
 @router.get("/grids/at", summary="The grid holding a point (404 with the nearest grid if none)",
+            response_model=schemas.GridAt,
+            responses=problems(404, s404="no grid holds the point: `nearest` names the nearest grid (code, name, "
+                                         "distance_m) and `boundary_version` the boundaries asked"),
                 openapi_extra={"parameters": [
                     {"name": "lon", "in": "query", "required": True, "schema": {"type": "number", "minimum": -180,
                                                                                  "maximum": 180}},
@@ -85,8 +89,12 @@ def _lookup(index: GridIndex, body: bytes) -> dict:
 
 
 @router.post("/grids/lookup", summary="The grid of each of up to 100,000 points",
-             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"example": {
-                 "points": [[100.99, 36.9], [101.1, 36.95]]}}}}})
+             response_model=schemas.LookupResult, responses=problems(413),
+             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
+                 "type": "object", "required": ["points"], "properties": {"points": {
+                     "type": "array", "maxItems": MAX_LOOKUP_POINTS, "description": "[lon, lat] pairs, WGS 84",
+                     "items": {"type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "number"}}}}},
+                 "example": {"points": [[100.99, 36.9], [101.1, 36.95]]}}}}})
 async def grids_lookup(request: Request, index: Grids) -> Response:
     """Body `{"points": [[lon, lat], ...]}`; results in the same order, `code` null with the
     nearest grid and its distance for points outside every grid."""
@@ -94,7 +102,8 @@ async def grids_lookup(request: Request, index: Grids) -> Response:
     return json_response(await run_in_threadpool(_lookup, index, body))
 
 
-@router.get("/grids", summary="Grids as GeoJSON", response_class=Response)
+@router.get("/grids", summary="Grids as GeoJSON", response_class=GeoJSONResponse,
+            response_model=schemas.GridCollection)
 def list_grids(conn: Conn, bbox: Annotated[BBox | None, Depends(bbox_query)],
                page: Annotated[Page, Depends(page_query)],
                village: Annotated[str | None, Query(description="village code")] = None,
@@ -104,12 +113,14 @@ def list_grids(conn: Conn, bbox: Annotated[BBox | None, Depends(bbox_query)],
     return Response(body, media_type=GEOJSON)
 
 
-@router.get("/grids/{code}", summary="One grid as a GeoJSON Feature", response_class=Response)
+@router.get("/grids/{code}", summary="One grid as a GeoJSON Feature", response_class=GeoJSONResponse,
+            response_model=schemas.Grid, responses=NO_SUCH)
 def get_grid(code: str, conn: Conn) -> Response:
     return Response(feature(conn, "grid", code), media_type=GEOJSON)
 
 
-@router.get("/villages", summary="Villages and communities as GeoJSON", response_class=Response)
+@router.get("/villages", summary="Villages and communities as GeoJSON", response_class=GeoJSONResponse,
+            response_model=schemas.VillageCollection)
 def list_villages(conn: Conn, bbox: Annotated[BBox | None, Depends(bbox_query)],
                   page: Annotated[Page, Depends(page_query)],
                   township: Annotated[str | None, Query(description="township code")] = None,
@@ -119,18 +130,21 @@ def list_villages(conn: Conn, bbox: Annotated[BBox | None, Depends(bbox_query)],
     return Response(body, media_type=GEOJSON)
 
 
-@router.get("/villages/{code}", summary="One village or community", response_class=Response)
+@router.get("/villages/{code}", summary="One village or community", response_class=GeoJSONResponse,
+            response_model=schemas.Village, responses=NO_SUCH)
 def get_village(code: str, conn: Conn) -> Response:
     return Response(feature(conn, "village", code), media_type=GEOJSON)
 
 
-@router.get("/townships", summary="Townships as GeoJSON", response_class=Response)
+@router.get("/townships", summary="Townships as GeoJSON", response_class=GeoJSONResponse,
+            response_model=schemas.TownshipCollection)
 def list_townships(conn: Conn, bbox: Annotated[BBox | None, Depends(bbox_query)],
                    page: Annotated[Page, Depends(page_query)]) -> Response:
     body = feature_collection(conn, "township", bbox=bbox, limit=page.limit, offset=page.offset)
     return Response(body, media_type=GEOJSON)
 
 
-@router.get("/townships/{code}", summary="One township", response_class=Response)
+@router.get("/townships/{code}", summary="One township", response_class=GeoJSONResponse,
+            response_model=schemas.Township, responses=NO_SUCH)
 def get_township(code: str, conn: Conn) -> Response:
     return Response(feature(conn, "township", code), media_type=GEOJSON)

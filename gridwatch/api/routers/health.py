@@ -7,6 +7,8 @@ from psycopg_pool import PoolTimeout
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from gridwatch.api import schemas
+from gridwatch.api.schemas import problems
 from gridwatch.db import server_facts
 
 router = APIRouter(tags=["health"])
@@ -18,7 +20,9 @@ def _probe(request: Request) -> dict:
     return {"status": "ok", "db": "ok", "postgis": postgis, "boundary_version": version}
 
 
-@router.get("/health", summary="Service and database health (no key needed)")
+@router.get("/health", summary="Service and database health (no key needed)", response_model=schemas.Health,
+            responses={503: {"model": schemas.Health, "description": "the database is down: `status` unavailable"},
+                       **problems(422)})
 async def health(request: Request) -> Response:
     try:
         body, status = await run_in_threadpool(_probe, request), 200

@@ -12,14 +12,16 @@ from starlette.responses import Response, StreamingResponse
 
 from gridwatch.alerts import assignments, deadlines, photos, queue
 from gridwatch.alerts.incidents import ACTIONS, ORIGINS, STATUSES, act, incident_collection, incident_detail
+from gridwatch.api import schemas
 from gridwatch.api.auth import Principal, actor
 from gridwatch.api.body import Body
 from gridwatch.api.deps import Conn, Grids, SignedIn, json_response
 from gridwatch.api.params import Page, TimeWindow, page_query, type_query, window_query
+from gridwatch.api.schemas import COMMON, GEOJSON, WRITE, GeoJSONResponse, jpeg, problems
 from gridwatch.errors import BadInput, Forbidden
 
-GEOJSON = "application/geo+json"
-router = APIRouter(tags=["incidents"])
+router = APIRouter(tags=["incidents"], responses=COMMON)
+NO_SUCH = problems(404)
 Action = Enum("Action", {name: name.replace("_", "-") for name in ACTIONS}, type=str)
 
 
@@ -55,7 +57,10 @@ def _now() -> datetime:
 
 
 @router.get("/incidents/stream", summary="Server-Sent Events: every new or changed incident, unassigned alert and "
-            "team (a team key: its own team and the incidents it is sent to)", response_class=StreamingResponse)
+            "team (a team key: its own team and the incidents it is sent to)", response_class=StreamingResponse,
+            responses={200: {"description": "an endless stream of events (`event: incident`, `unassigned`, `team`; "
+                                            "`data:` one JSON object)",
+                             "content": {"text/event-stream": {"schema": {"type": "string"}}}}})
 async def stream(request: Request, principal: SignedIn,
                  last_event_id: Annotated[str | None, Query(
         alias="lastEventId", description="resume after this event id, as the Last-Event-ID header does (which "
@@ -74,7 +79,10 @@ async def stream(request: Request, principal: SignedIn,
 
 
 @router.post("/incidents", status_code=201, summary="Report an incident from the field (origin: field): placed "
-             "in its grid, with deadlines and a team like any other (a team key: inside its township)")
+             "in its grid, with deadlines and a team like any other (a team key: inside its township)",
+             response_class=GeoJSONResponse, response_model=schemas.IncidentDetail,
+             responses={201: {"headers": {"Location": {"description": "/incidents/{id}",
+                                                       "schema": {"type": "string"}}}}, **WRITE})
 def report_incident(body: FieldReportIn, conn: Conn, index: Grids, principal: SignedIn) -> Response:
     placed = queue.report(conn, body.type, body.lon, body.lat, body.note, actor(principal),
                           index, _now(), principal.team_id)
@@ -83,7 +91,7 @@ def report_incident(body: FieldReportIn, conn: Conn, index: Grids, principal: Si
 
 
 @router.get("/incidents", summary="Incidents as GeoJSON, latest activity (or the most urgent deadline) first",
-            response_class=Response)
+            response_class=GeoJSONResponse, response_model=schemas.IncidentCollection)
 def list_incidents(conn: Conn, window: Annotated[TimeWindow, Depends(window_query)],
                    page: Annotated[Page, Depends(page_query)],
                    status: Annotated[str | None, Query(description="comma-separated, e.g. new,dispatched")] = None,
@@ -117,7 +125,8 @@ def _statuses(status: str | None) -> list[str] | None:
 
 
 @router.get("/incidents/{incident_id}", summary="One incident with its alerts, history, departments, assignments "
-            "and photos (a team key: those it was sent to)", response_class=Response)
+            "and photos (a team key: those it was sent to)", response_class=GeoJSONResponse,
+            response_model=schemas.IncidentDetail, responses=NO_SUCH)
 def get_incident(incident_id: int, conn: Conn, principal: SignedIn) -> Response:
     own_incident(conn, principal, incident_id)
     return Response(incident_detail(conn, incident_id, _now()), media_type=GEOJSON)
@@ -129,8 +138,11 @@ def own_incident(conn: psycopg.Connection, principal: Principal, incident_id: in
         raise Forbidden(f"incident {incident_id} was never assigned to (or reported by) team {principal.team_id}")
 
 
-@router.post("/incidents/{incident_id}/photos", status_code=201, response_class=Response,
-             summary="A photo from the scene (JPEG body; re-encoded without its metadata, at most 1600 px)")
+@router.post("/incidents/{incident_id}/photos", status_code=201, response_model=schemas.PhotoStored,
+             responses={**NO_SUCH, **problems(413)},
+             summary="A photo from the scene (JPEG body; re-encoded without its metadata, at most 1600 px)",
+             openapi_extra={"requestBody": {"required": True, "content": {"image/jpeg": {"schema": {
+                 "type": "string", "format": "binary", "description": "a JPEG of at most 6 MB"}}}}})
 async def add_photo(incident_id: int, request: Request, principal: SignedIn) -> Response:
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != "image/jpeg":
         raise BadInput("send the photo as the body, with Content-Type: image/jpeg")
@@ -149,7 +161,7 @@ async def add_photo(incident_id: int, request: Request, principal: SignedIn) -> 
 
 
 @router.get("/incidents/{incident_id}/photos/{n}", response_class=Response, summary="A photo from the scene",
-            responses={200: {"content": {"image/jpeg": {}}}})
+            responses={200: jpeg("the photo, re-encoded"), **NO_SUCH})
 def get_photo(incident_id: int, n: int, conn: Conn, principal: SignedIn) -> Response:
     own_incident(conn, principal, incident_id)
     return Response(photos.photo(conn, incident_id, n), media_type="image/jpeg",
@@ -157,7 +169,9 @@ def get_photo(incident_id: int, n: int, conn: Conn, principal: SignedIn) -> Resp
 
 
 @router.post("/incidents/{incident_id}/whistle", summary="The township whistles departments; each must report",
-             response_class=Response)
+             response_class=GeoJSONResponse, response_model=schemas.IncidentDetail,
+             responses={200: {"headers": {"X-Whistled": {"description": "the departments added, comma-separated",
+                                                         "schema": {"type": "string"}}}}, **NO_SUCH, **WRITE})
 def whistle(incident_id: int, body: WhistleIn, conn: Conn, principal: SignedIn) -> Response:
     added = deadlines.whistle(conn, incident_id, body.departments, actor(principal), _now(),
                               timedelta(hours=body.hours), body.note)
@@ -165,14 +179,16 @@ def whistle(incident_id: int, body: WhistleIn, conn: Conn, principal: SignedIn) 
                     headers={"X-Whistled": ",".join(added)})
 
 
-@router.post("/incidents/{incident_id}/departments/{department}/report", response_class=Response,
+@router.post("/incidents/{incident_id}/departments/{department}/report", response_class=GeoJSONResponse,
+             response_model=schemas.IncidentDetail, responses={**NO_SUCH, **WRITE},
              summary="A whistled department reports what it did")
 def department_report(incident_id: int, department: str, body: ReportIn, conn: Conn, principal: SignedIn) -> Response:
     deadlines.report(conn, incident_id, department, body.note, actor(principal), _now())
     return Response(incident_detail(conn, incident_id, _now()), media_type=GEOJSON)
 
 
-@router.post("/incidents/{incident_id}/{action}", response_class=Response,
+@router.post("/incidents/{incident_id}/{action}", response_class=GeoJSONResponse,
+             response_model=schemas.IncidentDetail, responses={**NO_SUCH, **WRITE},
              summary="dispatch (or reassign), acknowledge, on-scene, resolve, feedback, close, false-alarm, cancel")
 async def incident_action(incident_id: int, action: Action, request: Request,
                           principal: SignedIn, body: ActionIn | None = None

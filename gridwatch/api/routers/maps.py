@@ -11,19 +11,28 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from gridwatch.api.deps import Grids, SignedIn
 from gridwatch.api.errors import page_visit
+from gridwatch.api.schemas import COMMON, HTML, PROBLEM, PROBLEM_REF, SIGN_IN_FIRST, problems
 from gridwatch.config import api_settings
 from gridwatch.errors import BadInput, Forbidden, Unauthorized
 from gridwatch.maps import form, pages
 from gridwatch.stats.counts import bounded
 
-router = APIRouter(tags=["maps"])
+router = APIRouter(tags=["maps"], responses=COMMON)
+SIGNED_IN = {303: {"description": "signed in: to the page asked for (a team key: /field); `Location` names it"}}
+# A page's form asked for what the server refuses: the page again with the reason, for a person; problem+json
+# for a script.
+REFUSED_FORM = {422: {"description": "the form asked for what the server refuses: for a browser (Accept: "
+                                     "text/html) the page with the reason by the form, for a script problem+json",
+                      "content": {**HTML, PROBLEM: {"schema": PROBLEM_REF}}}}
 COOKIE = "gridwatch_key"
 NEXT = r"^/(maps(/.*)?|field)$"  # only our own pages: never a redirect off the site
 FIELD = "/field"
 
 
 @router.get("/login", response_class=HTMLResponse, summary="Sign in (browsers): a form for an API key; "
-            "with ?key= it signs in at once")
+            "with ?key= it signs in at once",
+            responses={**SIGNED_IN, **problems(401, 403, s401="?key= is unknown, revoked or expired",
+                                               s403="?key= has a role that has no pages (ingest)")})
 async def login_form(request: Request, key: Annotated[str | None, Query(min_length=8)] = None,
                      next: Annotated[str, Query(pattern=NEXT)] = "/maps/") -> Response:
     """Where a browser without a key is sent. `?key=` signs in at once (a link, e.g. the
@@ -34,7 +43,12 @@ async def login_form(request: Request, key: Annotated[str | None, Query(min_leng
 
 
 @router.post("/login", response_class=HTMLResponse,
-             summary="Sign in (browsers): keep the key in an HttpOnly cookie; then go to the page asked for")
+             summary="Sign in (browsers): keep the key in an HttpOnly cookie; then go to the page asked for",
+             responses={**SIGNED_IN,
+                        401: {"description": "no key, or an unknown, revoked or expired one: the form again, saying "
+                                             "so", "content": HTML},
+                        403: {"description": "a key whose role has no pages (ingest): the form again, saying so",
+                              "content": HTML}})
 async def login(request: Request, key: Annotated[str, Form()] = "",
                 next: Annotated[str, Form(pattern=NEXT)] = "/maps/") -> Response:
     try:
@@ -64,7 +78,9 @@ async def _sign_in(request: Request, key: str, next: str) -> Response:
     return response
 
 
-@router.post("/logout", summary="Sign out (browsers): forget the key's cookie; then the sign-in form")
+@router.post("/logout", summary="Sign out (browsers): forget the key's cookie; then the sign-in form",
+             status_code=303, response_class=Response,
+             responses={303: {"description": "the cookie is deleted; `Location: /login`"}})
 async def logout(request: Request) -> Response:
     """For the command room's shared screens: the next person signs in with their own key."""
     response = RedirectResponse("/login", status_code=303)
@@ -89,7 +105,7 @@ async def _page(request: Request, build) -> HTMLResponse:
 
 
 @router.get("/field", response_class=HTMLResponse, summary="A team's phone: its assignments with the next "
-            "step of each, its position and duty, reports from the field; live")
+            "step of each, its position and duty, reports from the field; live", responses=SIGN_IN_FIRST)
 async def field(request: Request, principal: SignedIn) -> HTMLResponse:
     return await _page(request, lambda conn: pages.field_page(conn, principal.team_id, datetime.now(UTC), _base()))
 
@@ -101,7 +117,7 @@ async def maps_root() -> Response:
 
 @router.get("/maps/", response_class=HTMLResponse,
             summary="The command room: open incidents by deadline state, grids, cameras, teams, the queue and the "
-                    "actions the key's role may take; live")
+                    "actions the key's role may take; live", responses=SIGN_IN_FIRST)
 async def command_room(request: Request, principal: SignedIn) -> HTMLResponse:
     return await _page(request, lambda conn: pages.command_room(conn, datetime.now(UTC), _base(), principal))
 
@@ -127,7 +143,7 @@ def _filtered_page(request: Request, since: str | None, until: str | None, type:
     return run
 
 
-@router.get("/maps/heatmap", response_class=HTMLResponse,
+@router.get("/maps/heatmap", response_class=HTMLResponse, responses={**SIGN_IN_FIRST, **REFUSED_FORM},
             summary="Heat of alerts, incidents per grid, Gi* hot spots; a form for window, type, township")
 async def heatmap(request: Request, index: Grids, since: str | None = None, until: str | None = None,
                   type: str | None = None, township: str | None = None) -> HTMLResponse:
@@ -138,7 +154,7 @@ async def heatmap(request: Request, index: Grids, since: str | None = None, unti
     return await _page(request, _filtered_page(request, since, until, type, township, build))
 
 
-@router.get("/maps/timelapse", response_class=HTMLResponse,
+@router.get("/maps/timelapse", response_class=HTMLResponse, responses={**SIGN_IN_FIRST, **REFUSED_FORM},
             summary="The heat of each day of the window, as a film; the heat map's form")
 async def timelapse(request: Request, index: Grids, since: str | None = None, until: str | None = None,
                     type: str | None = None, township: str | None = None) -> HTMLResponse:
@@ -149,7 +165,7 @@ async def timelapse(request: Request, index: Grids, since: str | None = None, un
     return await _page(request, _filtered_page(request, since, until, type, township, build))
 
 
-@router.get("/maps/grids/{code}", response_class=HTMLResponse,
+@router.get("/maps/grids/{code}", response_class=HTMLResponse, responses={**SIGN_IN_FIRST, **problems(404)},
             summary="One grid: its cameras, its teams, its recent incidents")
 async def grid(request: Request, code: str) -> HTMLResponse:
     return await _page(request, lambda conn: pages.grid_page(conn, code, datetime.now(UTC), _base()))
