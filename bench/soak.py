@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -47,7 +48,7 @@ class Pages(threading.Thread):
     def __init__(self, url: str, key: str, stop: threading.Event) -> None:
         super().__init__(daemon=True)
         self.url, self.key, self.stop = url, key, stop
-        self.errors, self.done, self.times = 0, 0, []
+        self.errors, self.done, self.times, self.statuses = 0, 0, [], Counter()
 
     def run(self) -> None:
         paths = ["/maps/", "/maps/heatmap", "/incidents?limit=200&sort=due", "/patrols", "/stats/grids"]
@@ -56,9 +57,12 @@ class Pages(threading.Thread):
                 for path in paths:
                     started = time.perf_counter()
                     try:
-                        ok = client.get(path).status_code == 200
-                    except httpx.HTTPError:
-                        ok = False
+                        status = client.get(path).status_code
+                    except httpx.HTTPError as exc:
+                        status = type(exc).__name__
+                    ok = status == 200
+                    if not ok:
+                        self.statuses[status] += 1
                     self.times.append(time.perf_counter() - started)
                     self.errors += not ok
                     self.done += 1
@@ -109,8 +113,11 @@ def main() -> None:
     seconds = int(args.minutes * 60)
     db = fresh_database()
     with psycopg.connect(db) as conn:
+        # a key per consumer, as in a county: each has its own rate (GRIDWATCH_RATE_PER_S)
         ingest_key = create_key(conn, "ingest", "soak cameras")[1]
-        viewer_key = create_key(conn, "viewer", "soak room")[1]
+        room_key = create_key(conn, "viewer", "soak room")[1]
+        lookup_key = create_key(conn, "viewer", "soak lookups")[1]
+        screens_key = create_key(conn, "viewer", "soak screens")[1]
         cameras = conn.execute("SELECT count(*) FROM cameras WHERE active").fetchone()[0]
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -122,11 +129,11 @@ def main() -> None:
         base = {**os.environ, "THREADS": "1", "RUN_SECONDS": str(seconds)}
         ingest = wrk("ingest.lua", seconds, {**base, "GRIDWATCH_KEY": ingest_key, "RATE": "300",
                                              "RUN_ID": f"soak-{int(time.time())}", "CAMERAS": str(cameras)}, url, 16)
-        lookups = wrk("lookup.lua", seconds, {**base, "GRIDWATCH_KEY": viewer_key, "LOOKUP_RATE": "100",
+        lookups = wrk("lookup.lua", seconds, {**base, "GRIDWATCH_KEY": lookup_key, "LOOKUP_RATE": "100",
                                               "LOOKUP_CONNECTIONS": "4"}, url, 4)
         stop = threading.Event()
-        pages = Pages(url, viewer_key, stop)
-        listeners = [Listener(url, viewer_key, stop) for _ in range(LIVE_CLIENTS)]
+        pages = Pages(url, room_key, stop)
+        listeners = [Listener(url, screens_key, stop) for _ in range(LIVE_CLIENTS)]
         for t in [pages, *listeners]:
             t.start()
         started = time.monotonic()
@@ -159,7 +166,7 @@ def main() -> None:
           f"{ingest_fig['p99_ms']:.1f} ms" + (f", socket errors {ingest_fig['socket_errors']}"
                                               if ingest_fig["socket_errors"] else ""))
     print(f"lookups: {lookup_fig['failed']} errors, p99 {lookup_fig['p99_ms']:.1f} ms")
-    print(f"pages: {pages.done} requests, {pages.errors} errors, p99 {page_p99:.0f} ms")
+    print(f"pages: {pages.done} requests, {pages.errors} errors {dict(pages.statuses)}, p99 {page_p99:.0f} ms")
     print(f"live: {LIVE_CLIENTS} clients, {sum(x.events for x in listeners)} events, "
           f"{sum(x.errors for x in listeners)} dropped streams")
     print(f"memory: start {memory['start']:.0f} MB, minute 2 {memory.get('minute_2', float('nan')):.0f} MB, end "

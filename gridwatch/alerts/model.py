@@ -7,6 +7,7 @@ sends 1970). Identifiers are compared in Unicode's composed form (NFC), so one e
 as "café" composed and decomposed is one event.
 """
 
+import re
 import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated
@@ -30,9 +31,16 @@ Pixel = Annotated[float, Field(ge=-MAX_FRAME_PX, le=MAX_FRAME_PX)]
 Side = Annotated[int, Field(gt=0, le=MAX_FRAME_PX)]
 
 
+# Checked with one regex search each (in C): every alert of a million-alert import passes here.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _identifier(value: str) -> str:
-    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in value):
+    if _CONTROL.search(value):
         raise ValueError("control characters are not allowed here")
+    if value.isascii():
+        return value  # ASCII is NFC already
     _storable(value)
     return unicodedata.normalize("NFC", value)
 
@@ -49,7 +57,7 @@ def _storable(value, path: str = "") -> None:
     if isinstance(value, str):
         if "\x00" in value:
             raise ValueError(f"{path or 'a field'} holds a NUL character (\\u0000)")
-        if any("\ud800" <= c <= "\udfff" for c in value):
+        if _SURROGATE.search(value):
             raise ValueError(f"{path or 'a field'} holds half of a UTF-16 surrogate pair, which is not text")
     elif isinstance(value, int) and not -2**63 <= value < 2**63:
         raise ValueError(f"{path or 'a field'}: {value} does not fit in 64 bits")
