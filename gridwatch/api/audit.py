@@ -10,6 +10,7 @@ risk the oldest are let go and the loss itself is written to the log once it can
 """
 
 import logging
+import re
 import threading
 import time
 from collections import deque
@@ -28,14 +29,14 @@ MAX_WAITING = 500_000  # rows kept while the database cannot be written (about 1
 BEHIND_AFTER_S = 10.0  # rows waiting longer than this: /health says "behind"
 _COPY = "COPY audit_log (at, key_id, role, method, path, status, ms) FROM STDIN"
 Row = tuple[datetime, int | None, str, str, str, int, float]
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 
 
 def printable(text: str) -> str:
     """`text` with what a text column cannot hold (NUL, lone surrogates) and other control
     characters written as escapes (\\x00, \\ud800), cut to MAX_PATH characters."""
     cut = len(text) - MAX_PATH
-    text = text[:MAX_PATH]
-    out = "".join(c if " " <= c != "\x7f" and not "\ud800" <= c <= "\udfff" else ascii(c)[1:-1] for c in text)
+    out = _UNPRINTABLE.sub(lambda m: ascii(m[0])[1:-1], text[:MAX_PATH])  # in C: every request passes here
     return out + (f"… ({cut:,} more characters)" if cut > 0 else "")
 
 
