@@ -254,9 +254,12 @@ TOP_AT = """id => {
 def test_command_room_shows_the_urgent_first_in_local_time_with_names(server, browser, keys, db_url):
     with psycopg.connect(db_url) as conn:
         grid, (a, b, c) = conn.execute(
-            "SELECT grid_code, (array_agg(id ORDER BY id))[1:3] FROM incidents WHERE grid_code IS NOT NULL "
-            "AND status = ANY(%s) GROUP BY grid_code HAVING count(*) >= 3 ORDER BY count(*) DESC LIMIT 1",
-            [OPEN_STATUSES.split(",")]).fetchone()
+            # open ones where the replayed history has them (it depends on the hour of the run);
+            # each of the three is given its state below either way
+            "SELECT grid_code, (array_agg(id ORDER BY status = ANY(%s) DESC, id))[1:3] FROM incidents "
+            "WHERE grid_code IS NOT NULL GROUP BY grid_code HAVING count(*) >= 3 "
+            "ORDER BY count(*) FILTER (WHERE status = ANY(%s)) DESC, count(*) DESC LIMIT 1",
+            [OPEN_STATUSES.split(","), OPEN_STATUSES.split(",")]).fetchone()
         team_id, team_name = conn.execute("SELECT id, name FROM teams ORDER BY id LIMIT 1").fetchone()
         conn.execute("DELETE FROM incident_departments WHERE incident_id = ANY(%s)", [[a, b, c]])
         # a: contact missed two hours ago (already escalated, so the deadline check leaves it be); moved
@@ -265,17 +268,17 @@ def test_command_room_shows_the_urgent_first_in_local_time_with_names(server, br
         conn.execute("UPDATE incidents SET status = 'dispatched', contacted_at = NULL, contact_state = 'missed', "
                      "contact_due = now() - interval '2 hours', resolve_due = now() + interval '2 days', "
                      "geom = ST_Translate(geom, 0.00037, 0.00041), "
-                     "escalation_level = 1, updated_at = now() WHERE id = %s", [a])
+                     "escalation_level = 1, closed_at = NULL, updated_at = now() WHERE id = %s", [a])
         # b: new, on time, with a team
         conn.execute("UPDATE incidents SET status = 'new', contacted_at = NULL, contact_state = 'pending', "
                      "contact_due = now() + interval '2 hours', resolve_due = now() + interval '3 days', "
-                     "resolve_state = 'pending', escalation_level = 0, team_id = %s, updated_at = now() "
-                     "WHERE id = %s", [team_id, b])
+                     "resolve_state = 'pending', escalation_level = 0, team_id = %s, closed_at = NULL, "
+                     "updated_at = now() WHERE id = %s", [team_id, b])
         # c: resolved two days ago; its feedback, due yesterday, never came
         conn.execute("UPDATE incidents SET status = 'resolved', contacted_at = now() - interval '3 days', "
                      "contact_state = 'met', resolved_at = now() - interval '2 days', resolve_state = 'met', "
                      "feedback_due = now() - interval '1 day', feedback_at = NULL, feedback_state = 'missed', "
-                     "escalation_level = 1, updated_at = now() WHERE id = %s", [c])
+                     "escalation_level = 1, closed_at = NULL, updated_at = now() WHERE id = %s", [c])
         first_seen = conn.execute("SELECT first_seen FROM incidents WHERE id = %s", [b]).fetchone()[0]
     w = Watched(browser)
     try:
