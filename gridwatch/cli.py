@@ -131,7 +131,8 @@ def grids_import(
                                                         "convert to WGS 84")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check and report, write nothing")] = False,
     force: Annotated[bool, typer.Option("--force", help="Store units that move more than 5 km from where they "
-                                                        "are, or lie outside China (refused otherwise)")] = False,
+                                                        "are, or lie outside the region their codes name "
+                                                        "(refused otherwise)")] = False,
 ) -> None:
     """Check a boundary file (CRS, rings, overlaps, gaps, codes, hierarchy) and, if it has no
     errors, replace the stored levels it holds in one transaction. Features say their level

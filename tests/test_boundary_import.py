@@ -16,6 +16,7 @@ from conftest import BOUNDARIES, GRIDWATCH, auth
 from shapely.geometry import mapping, shape
 
 from gridwatch.geo.boundaries import import_boundaries
+from gridwatch.geo.boundary_checks import region_named
 
 GRIDS = json.loads((BOUNDARIES / "grids.geojson").read_text())
 
@@ -272,14 +273,29 @@ def test_a_crs_that_would_move_the_county_far_is_refused_unless_forced(conn, db_
     assert snapshot(conn) == before
 
 
-def test_units_outside_china_are_refused_unless_forced(conn, tmp_path):
+@pytest.mark.parametrize("shift, region", [
+    ((-90.0, 0.0), "county 632223"),  # out of China altogether
+    ((-1.5, 0.0), "county 632223"),  # still in Qinghai, but out of Haiyan County
+])
+def test_units_outside_the_region_their_codes_name_are_refused_unless_forced(conn, tmp_path, shift, region):
     doc = grids_doc()
     for f in doc["features"]:
-        f["geometry"] = mapping(shapely.transform(shape(f["geometry"]), lambda c: c - [90.0, 0.0]))
+        f["geometry"] = mapping(shapely.transform(shape(f["geometry"]), lambda c: c + list(shift)))
     report = import_boundaries(conn, write(tmp_path, doc), dry_run=True)
-    assert not report.ok and any("127 grids lie outside China" in str(e) for e in report.errors), report.errors
+    assert not report.ok, report.errors
+    problem = next(e for e in report.errors if "127 grids lie outside the region their codes name" in str(e))
+    assert f"outside {region})" in str(problem) and "--force" in str(problem)
     report = import_boundaries(conn, write(tmp_path, doc), dry_run=True, force=True)
-    assert report.ok and any("outside China" in str(w) for w in report.warnings)
+    assert report.ok and any("outside the region their codes name" in str(w) for w in report.warnings)
+
+
+def test_the_region_a_code_names_is_its_county_else_prefecture_province_or_china():
+    assert region_named("632223100001001")[0] == "county 632223"
+    assert region_named("632299100001001")[0] == "prefecture 632200"  # a county code our extents do not know
+    assert region_named("639999100")[0] == "province 630000"
+    assert region_named("999999100")[0] == "China"
+    lon_min, lat_min, lon_max, lat_max = region_named("632223")[1]
+    assert 100 < lon_min < 100.5 and 101 < lon_max < 101.5 and 36.5 < lat_min < 37 and 37.3 < lat_max < 37.8
 
 
 def test_a_dry_run_that_renames_a_grid_says_so(db_url, tmp_path):

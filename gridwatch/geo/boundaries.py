@@ -78,7 +78,7 @@ def import_boundaries(conn: psycopg.Connection, path: Path, *, crs: str | None =
     """Read, check and (unless dry_run or any error) store a boundary file in one
     transaction, replacing each level the file holds. Raises BadInput for input that is
     not geodata; every other problem is in the report. `force` lets units move far from
-    where they are stored, or lie outside China."""
+    where they are stored, or lie outside the region their codes name."""
     source = source or str(path)
     progress(f"reading {source}")
     read = read_boundaries(path, crs=crs, gcj02=gcj02, display_name=None if source == str(path) else source)

@@ -5,13 +5,16 @@ Errors block the import; warnings (repaired rings, gaps) are reported and let it
 Areas are in m², computed in the UTM zone of the data. One problem shared by many features
 (a whole file in the wrong CRS, say) is reported once, with the count and the first codes.
 A file read in the wrong CRS can still look clean, so units that would move far from where
-they are stored, or land outside China (whose statistical division codes they carry), are
-refused unless forced.
+they are stored, or land outside the county (else prefecture, province, China) their
+statistical division codes name, are refused unless forced.
 """
 
+import json
 import re
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
+from functools import cache
+from importlib.resources import files
 
 import numpy as np
 import shapely
@@ -26,8 +29,9 @@ PARENT = {"village": "township", "grid": "village"}
 TOLERANCE_M2 = 1.0
 # A redrawn boundary moves its unit's centre by metres, a wrong CRS by hundreds of kilometres.
 MOVE_LIMIT_M = 5_000.0
-# Lon/lat bounds of China, where the statistical division codes the units carry are valid.
-CHINA = (73.4, 18.1, 135.1, 53.6)
+# How far outside the lon/lat extent of the region its code names a unit may lie: boundaries
+# are redrawn, and the extents come from GCJ-02 outlines (see data/boundaries/make_regions.py).
+REGION_MARGIN_DEG = 0.1
 # A problem shared by this many features or more is reported once.
 GROUP_AT = 4
 
@@ -78,7 +82,7 @@ class CheckResult:
 
 def check(read: ReadResult, existing: Existing, force: bool = False) -> CheckResult:
     """Check what was read against itself and against the stored levels it keeps; `force`
-    lets units move far or lie outside China (reported as warnings instead)."""
+    lets units move far or lie outside the region their codes name (reported as warnings instead)."""
     result = CheckResult(units={})
     result.errors += [Problem(m) for m in read.errors]
     result.warnings += [Problem(m) for m in read.warnings]
@@ -111,20 +115,21 @@ def check(read: ReadResult, existing: Existing, force: bool = False) -> CheckRes
 
 
 def _check_place(result: CheckResult, existing: Existing, force: bool) -> None:
-    """Units that move far from where they are stored, or lie outside China: an error (a
-    warning if forced), as a wrong --crs or a scaled file can still pass every other check."""
+    """Units that lie outside the region their codes name, or move far from where they are
+    stored: an error (a warning if forced), as a wrong --crs or a scaled file can still pass
+    every other check."""
     report = result.warnings if force else result.errors
     unless = "" if force else "; pass --force if that is right"
     for level, units in result.units.items():
         centres = shapely.centroid(np.array([u.geom for u in units]))
         lons, lats = shapely.get_x(centres), shapely.get_y(centres)
-        outside = (lons < CHINA[0]) | (lons > CHINA[2]) | (lats < CHINA[1]) | (lats > CHINA[3])
-        if outside.any():
-            codes = [u.code for u, o in zip(units, outside, strict=True) if o]
-            report.append(Problem(f"{len(codes)} {level}s lie outside China (the first near ({lons[outside][0]:.4f}, "
-                                  f"{lats[outside][0]:.4f})), whose division codes they carry: the CRS is likely "
-                                  f"wrong (check --crs and --gcj02){unless}", codes=codes[:20]))
-            continue
+        outside = [i for i, u in enumerate(units) if not _within(region_named(u.code)[1], lons[i], lats[i])]
+        if outside:
+            first = units[outside[0]]
+            report.append(Problem(f"{len(outside)} {level}s lie outside the region their codes name ({first.code} "
+                                  f"is near ({lons[outside[0]]:.4f}, {lats[outside[0]]:.4f}), outside "
+                                  f"{region_named(first.code)[0]}): the CRS is likely wrong (check --crs and "
+                                  f"--gcj02){unless}", codes=[units[i].code for i in outside[:20]]))
         stored = {u.code: u.geom for u in existing.units[level]}
         kept = np.array([u.code in stored for u in units])
         if not kept.any():
@@ -139,6 +144,27 @@ def _check_place(result: CheckResult, existing: Existing, force: bool) -> None:
                                   f"where they are stored ({codes[worst]} by {distances[worst] / 1000:,.0f} km): "
                                   f"the CRS is likely wrong (check --crs and --gcj02){unless}",
                                   codes=[c for c, f in zip(codes, far, strict=True) if f][:20]))
+
+
+def region_named(code: str) -> tuple[str, tuple[float, float, float, float]]:
+    """The smallest region a division code names whose extent is known, and that extent: its
+    county (first 6 digits), else its prefecture, else its province, else China."""
+    regions = _regions()
+    for key, kind in ((code[:6], "county"), (code[:4] + "00", "prefecture"), (code[:2] + "0000", "province")):
+        if key in regions:
+            return f"{kind} {key}", regions[key]
+    return "China", regions["100000"]
+
+
+@cache
+def _regions() -> dict[str, tuple[float, float, float, float]]:
+    return {code: tuple(box) for code, box in
+            json.loads(files("gridwatch.geo").joinpath("regions.json").read_text()).items()}
+
+
+def _within(box: tuple[float, float, float, float], lon: float, lat: float) -> bool:
+    m = REGION_MARGIN_DEG
+    return box[0] - m <= lon <= box[2] + m and box[1] - m <= lat <= box[3] + m
 
 
 def _grouped(problems: list[Problem]) -> list[Problem]:
