@@ -8,14 +8,14 @@ export GRIDWATCH_HOME ?= $(CURDIR)/var
 APT_PACKAGES := postgresql-15-postgis-3 mosquitto chromium wrk
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: demo test fuzz system venv plain assets db lint bench clean
+.PHONY: demo test fuzz system venv wheelhouse assets db lint bench clean
 
 demo: system venv assets db
 	$(BIN)/gridwatch demo load
 	@echo ">> serving on http://127.0.0.1:8000 (open it in a browser, sign in with the admin key above; with the team key, a patrol's phone at /field; API docs: /docs); Ctrl-C stops"
 	$(BIN)/gridwatch serve --host 127.0.0.1 --port 8000
 
-test: system venv plain assets db
+test: system venv assets db
 	$(BIN)/pytest -q
 
 fuzz: venv db
@@ -40,18 +40,13 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --progress-bar off -e '.[test]'
 	touch $@
 
-# A plain install (`pip install .`, no extras) in a virtualenv of its own: every module imports
-# and every command's --help works, so the shipped code needs nothing only the test tools bring.
-PLAIN := .venv-plain
-plain: $(PLAIN)/.checked
-
-$(PLAIN)/.checked: pyproject.toml tests/plain_install.py $(shell find gridwatch -name '*.py')
-	@echo ">> checking a plain install (no extras) in $(PLAIN)"
-	@[ -x $(PLAIN)/bin/python ] || $(PYTHON) -m venv $(PLAIN)
-	$(PLAIN)/bin/pip install -q --progress-bar off --upgrade pip
-	$(PLAIN)/bin/pip install -q --progress-bar off . && $(PLAIN)/bin/pip install -q --no-deps --force-reinstall .
-	cd $(PLAIN) && bin/python $(CURDIR)/tests/plain_install.py
-	touch $@
+# The wheel of gridwatch (the whole product: code, migrations, pages, map assets, the demo
+# county) and the wheel of every dependency for this platform, in one folder to carry to a
+# machine with no internet: pip install --no-index --find-links wheelhouse gridwatch
+wheelhouse: venv
+	rm -rf build wheelhouse
+	$(BIN)/pip wheel --progress-bar off --wheel-dir wheelhouse .
+	@echo ">> wheelhouse/: $$(ls wheelhouse | wc -l) wheels, $$(du -sh wheelhouse | cut -f1)"
 
 # Leaflet and its plugins for the map pages, from the npm registry, pinned and hash-checked.
 assets: gridwatch/maps/vendor/.manifest
@@ -79,4 +74,4 @@ bench: system venv assets db
 
 clean:
 	-$(BIN)/gridwatch db stop
-	rm -rf $(VENV) $(PLAIN) var
+	rm -rf $(VENV) var build wheelhouse

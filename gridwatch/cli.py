@@ -11,10 +11,22 @@ import psycopg
 import pydantic
 import typer
 
+from gridwatch import __version__
 from gridwatch.errors import GridwatchError
 
-app = typer.Typer(help="gridwatch: governance grids, camera alerts and the teams that act on them.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"gridwatch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(_version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True,
+                                                help="Say which version this is, and exit")] = False) -> None:
+    """gridwatch: governance grids, camera alerts and the teams that act on them."""
 db_app = typer.Typer(help="The database: gridwatch's embedded PostGIS, or GRIDWATCH_DATABASE_URL.",
                      no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -415,7 +427,8 @@ def map_heatmap(
     from gridwatch.maps.pages import Base, heatmap_page
 
     if not present():
-        raise GridwatchError("the map assets are missing: run `make assets`")
+        raise GridwatchError("the map assets are missing: install gridwatch from its wheel, or run `make assets` "
+                             "in a checkout")
     settings = api_settings()
     with connect() as conn:
         say("building the heat map")

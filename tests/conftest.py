@@ -118,17 +118,24 @@ def free_port() -> int:
 class Server:
     """`gridwatch serve` as a real process on a free port."""
 
-    def __init__(self, db_url: str, workers: int = 1, env: dict | None = None) -> None:
+    def __init__(self, db_url: str | None, workers: int = 1, env: dict | None = None,
+                 command: str = GRIDWATCH, cwd: Path = ROOT) -> None:
+        # db_url None: the server's own embedded PostGIS (GRIDWATCH_HOME in env); command and
+        # cwd: another install of gridwatch, run from elsewhere
         self.port = free_port()
-        self.env = {**os.environ, "GRIDWATCH_DATABASE_URL": db_url, "GRIDWATCH_BOUNDARY_POLL_S": "1",
-                    **(env or {})}
+        self.env = {**os.environ, "GRIDWATCH_BOUNDARY_POLL_S": "1", **(env or {})}
+        if db_url:
+            self.env["GRIDWATCH_DATABASE_URL"] = db_url
+        else:
+            self.env.pop("GRIDWATCH_DATABASE_URL", None)
+        self.command, self.cwd = command, cwd
         self.url = f"{'https' if 'GRIDWATCH_TLS_CERT' in self.env else 'http'}://127.0.0.1:{self.port}"
         self.workers = workers
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 30) -> "Server":
-        self.proc = subprocess.Popen([GRIDWATCH, "serve", "--port", str(self.port),
-                                      "--workers", str(self.workers)], env=self.env, cwd=ROOT,
+        self.proc = subprocess.Popen([self.command, "serve", "--port", str(self.port),
+                                      "--workers", str(self.workers)], env=self.env, cwd=self.cwd,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

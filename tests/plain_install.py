@@ -1,5 +1,5 @@
-"""Run by `make plain` with the Python of a virtualenv holding gridwatch without its extras
-(`pip install .`): every module imports and every command's --help works, so the shipped
+"""Run by tests/test_wheel.py with the Python of a fresh virtualenv holding gridwatch installed
+from its wheel without extras: every module imports and every command's --help works, so the shipped
 code needs nothing that only the test tools bring. Exits 1 naming what failed."""
 
 import importlib

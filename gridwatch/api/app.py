@@ -31,7 +31,7 @@ from gridwatch.db.changes import Changes
 from gridwatch.geo.grid_index import LiveIndex
 from gridwatch.maps.assets import VENDOR
 from gridwatch.maps.assets import present as assets_present
-from gridwatch.maps.base import APP, APP_DIR, STATIC
+from gridwatch.maps.base import APP, APP_DIR, STATIC, render
 
 log = logging.getLogger("gridwatch")
 
@@ -104,9 +104,8 @@ def create_app(db: DatabaseSettings | None = None, api: ApiSettings | None = Non
                    patrols.router, stats.router, types.router, maps.router, admin.router):
         app.include_router(router)
     if not assets_present():
-        log.warning("map assets are missing: run `make assets` (python -m gridwatch.maps.assets)")
-    VENDOR.mkdir(parents=True, exist_ok=True)
-    app.mount(STATIC, StaticFiles(directory=VENDOR), name="map-assets")
+        log.warning("map assets are missing: pages will say so (install the wheel, or run `make assets`)")
+    app.mount(STATIC, StaticFiles(directory=VENDOR, check_dir=False), name="map-assets")
     app.mount(APP, StaticFiles(directory=APP_DIR), name="map-app")
 
     @app.get("/", include_in_schema=False)
@@ -117,12 +116,16 @@ def create_app(db: DatabaseSettings | None = None, api: ApiSettings | None = Non
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
         """Swagger UI from our own copy, not a CDN: the docs open on a closed network too."""
-        return get_swagger_ui_html(openapi_url=app.openapi_url, title="gridwatch API",
+        page = get_swagger_ui_html(openapi_url=app.openapi_url, title="gridwatch API",
                                    swagger_js_url=f"{STATIC}/swagger-ui/swagger-ui-bundle.js",
                                    swagger_css_url=f"{STATIC}/swagger-ui/swagger-ui.css",
                                    swagger_favicon_url=f"{STATIC}/swagger-ui/favicon-32x32.png",
                                    # no call to swagger.io; a key given to Authorize survives a reload
                                    swagger_ui_parameters={"validatorUrl": None, "persistAuthorization": True})
+        if assets_present():
+            return page
+        body = page.body.decode().replace("<body>", "<body>" + render("_assets_missing.html"), 1)
+        return HTMLResponse(body)
 
     app.state.access = dict(access.ACCESS)
     app.state.limits = RateLimits(api.rate_per_s, api.ingest_rate_per_s)

@@ -798,6 +798,9 @@ class ResponseStats(_Window):
 
 class Health(Out):
     status: Literal["ok", "unavailable"]
+    version: Annotated[str, Field(description="the gridwatch version this server runs")]
+    assets: Annotated[Literal["ok", "missing"], Field(description="missing: the map pages' scripts and styles "
+                                                                   "are not installed, so pages draw no map")]
     db: Annotated[str, Field(description="ok, or unavailable: and the error's kind")]
     postgis: str = sometimes("the PostGIS version (with the database up)")
     boundary_version: int = sometimes("in the database (with the database up)")

@@ -1,11 +1,12 @@
 """Numbered SQL migrations in `migrations/`, each applied once and recorded."""
 
 from collections.abc import Callable
+from importlib.resources import files
 from pathlib import Path
 
 import psycopg
 
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+MIGRATIONS_DIR = Path(str(files("gridwatch.db"))) / "migrations"
 # Any constant: serialises concurrent `migrate` calls (several workers starting at once).
 _LOCK_ID = 0x67726964
 

@@ -1,6 +1,7 @@
 """`gridwatch demo load`: the synthetic demo county, loaded once and reused."""
 
 from collections.abc import Callable
+from importlib.resources import files
 from pathlib import Path
 
 import psycopg
@@ -11,7 +12,8 @@ from gridwatch.demo.places import seed_cameras, seed_teams
 from gridwatch.geo.boundaries import import_boundaries
 from gridwatch.geo.grid_index import GridIndex
 
-BOUNDARIES = Path(__file__).resolve().parents[2] / "data" / "boundaries"
+# The demo county's boundary files, inside the package (in a checkout, a link to data/boundaries).
+BOUNDARIES = Path(str(files("gridwatch.demo"))) / "boundaries"
 
 
 def load(conn: psycopg.Connection, home: Path, days: int = 30, boundaries: Path = BOUNDARIES,

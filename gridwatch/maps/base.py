@@ -8,6 +8,7 @@ import html
 import re
 from datetime import datetime
 from functools import lru_cache
+from importlib.resources import files
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -18,6 +19,7 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader
 from markupsafe import Markup
 
 from gridwatch.maps.assets import VENDOR
+from gridwatch.maps.assets import present as assets_present
 
 STATIC = "/maps/static"
 
@@ -37,8 +39,8 @@ HeatMapWithTime.default_css = [("leaflet.timedimension.control.css",
 
 # Our own scripts and styles (static/) and the pages' templates (templates/).
 APP = "/maps/app"
-APP_DIR = Path(__file__).with_name("static")
-TEMPLATES = Path(__file__).with_name("templates")
+APP_DIR = Path(str(files("gridwatch.maps"))) / "static"
+TEMPLATES = Path(str(files("gridwatch.maps"))) / "templates"
 
 
 @lru_cache
@@ -67,6 +69,7 @@ def templates(timezone: str) -> Environment:
     env = Environment(loader=ChoiceLoader([FileSystemLoader(TEMPLATES)]), autoescape=True,
                       trim_blocks=False, lstrip_blocks=False)
     env.globals["app_url"] = app_url
+    env.globals["assets_missing"] = lambda: not assets_present()
     env.filters["local_time"] = lambda value: local_time(value, timezone)
     return env
 
