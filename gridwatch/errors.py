@@ -32,6 +32,15 @@ class BadInput(GridwatchError):
         return cls("; ".join(f"{e['field']}: {e['message']}" for e in items[:5]) + more + suffix, errors=items)
 
 
+class Unsupported(GridwatchError):
+    """Asked in a form the API does not serve (a CRS, an output format, a tile beyond the
+    tile grid): 400, and the detail lists what is supported."""
+
+    status = 400
+    title = "Bad Request"
+    exit_code = 2
+
+
 class NotFound(GridwatchError):
     status = 404
     title = "Not Found"

@@ -23,7 +23,8 @@ from openapi_spec_validator import validate
 from gridwatch.api import access
 from gridwatch.api.auth import create_key
 
-JSON_TYPES = ("application/json", "application/geo+json")
+JSON_TYPES = ("application/json", "application/geo+json", "application/schema+json",
+              "application/vnd.oai.openapi+json")
 # Answers that are not JSON, by design.
 OTHER_TYPES = ("text/html", "image/jpeg", "text/event-stream")
 # 2xx answers without a body, and an operation that only ever redirects.
@@ -185,6 +186,17 @@ def test_answers_of_a_working_county_match_their_schemas(client, keys, doc, db_u
         ("/stats/hotspots", None), ("/stats/timeline", None), ("/stats/deadlines", None), ("/stats/response", None),
         ("/admin/audit?limit=5", None)]:
         call("GET", path, template)
+    items = "/ogc/collections/{collection_id}/items"
+    for path, template in [
+        ("/ogc", None), ("/ogc/conformance", None), ("/ogc/api", None), ("/ogc/collections", None),
+        ("/ogc/collections/incidents", "/ogc/collections/{collection_id}"),
+        ("/ogc/collections/grids/queryables", "/ogc/collections/{collection_id}/queryables"),
+        ("/ogc/collections/grids/items?limit=3", items), ("/ogc/collections/cameras/items?limit=3", items),
+        ("/ogc/collections/incidents/items?status=dispatched", items), ("/ogc/collections/alerts/items", items),
+        (f"/ogc/collections/grids/items/{grid}", items + "/{feature_id}"),
+        (f"/ogc/collections/incidents/items/{iid}", items + "/{feature_id}")]:
+        call("GET", path, template)
+    call("GET", "/ogc/collections/grids/items?bbox-crs=EPSG:3857", items, expect=400)
     call("GET", "/grids/at?lon=101.4&lat=36.6", expect=404)
     call("GET", "/grids/nowhere", "/grids/{code}", expect=404)
     call("GET", "/incidents?status=lost", expect=422)

@@ -109,6 +109,15 @@ ACCESS: dict[str, Rule] = {
     "GET /maps/timelapse": VIEWER,
     "GET /maps/grids/{code}": VIEWER,
     "GET /field": TEAM,
+    # OGC API Features, for GIS tools
+    "GET /ogc": VIEWER,
+    "GET /ogc/conformance": VIEWER,
+    "GET /ogc/api": VIEWER,
+    "GET /ogc/collections": VIEWER,
+    "GET /ogc/collections/{collection_id}": VIEWER,
+    "GET /ogc/collections/{collection_id}/queryables": VIEWER,
+    "GET /ogc/collections/{collection_id}/items": VIEWER,
+    "GET /ogc/collections/{collection_id}/items/{feature_id}": VIEWER,
 }
 
 

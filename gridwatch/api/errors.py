@@ -104,8 +104,8 @@ def install(app: FastAPI) -> None:
     async def http_error(request: Request, exc: HTTPException) -> Response:
         if exc.status_code == 400:
             # The framework's answer to a body it cannot read (JSON that is not UTF-8 text, a
-            # broken form); gridwatch raises no 400 itself, and answers unreadable input 422, as
-            # it does JSON that does not parse.
+            # broken form): unreadable input is 422, as JSON that does not parse is. (gridwatch's
+            # own 400, `Unsupported`, is a form it does not serve, e.g. a CRS.)
             return problem(422, unreadable(exc), title="Invalid input",
                            errors=[{"field": "body", "message": unreadable(exc)}])
         if exc.status_code == 404 and exc.detail == "Not Found":

@@ -49,6 +49,8 @@ def sometimes(description: str | None = None) -> FieldInfo:
 # -- errors -----------------------------------------------------------------------------------
 
 _ERRORS = {
+    400: "asked in a form that is not served (a CRS, an output format, a query parameter): the detail lists "
+         "what is supported",
     404: "no such resource; the detail names what was asked for",
     409: "a conflict: the state does not allow this, or it exists already (the detail says which, and what "
          "would be allowed), or another change to the same incident or team was made at the same moment (try "
@@ -826,3 +828,100 @@ class AuditPage(Out):
     rows: Annotated[list[AuditRow], Field(description="newest first")]
     limit: int
     offset: int
+
+
+# -- OGC API Features (/ogc) ----------------------------------------------------------------------
+
+class OpenAPIResponse(JSONResponse):
+    """An OpenAPI document, as OGC API Common names it (routes send their own bytes)."""
+
+    media_type = "application/vnd.oai.openapi+json"
+
+
+class SchemaResponse(JSONResponse):
+    """A JSON Schema (a collection's queryables)."""
+
+    media_type = "application/schema+json"
+
+
+class OgcApiDocument(BaseModel):
+    """The OpenAPI document of the /ogc routes (OpenAPI 3.1, as /openapi.json)."""
+
+    model_config = ConfigDict(extra="allow")
+    openapi: str
+    info: dict[str, Any]
+    paths: dict[str, Any]
+
+
+class OgcLink(Out):
+    href: str
+    rel: str
+    type: str
+    title: str
+
+
+class OgcLandingPage(Out):
+    title: str
+    description: str
+    links: list[OgcLink]
+
+
+class OgcConformance(Out):
+    conformsTo: list[str]  # noqa: N815 - the standard's name
+
+
+class OgcSpatialExtent(Out):
+    bbox: Annotated[list[Annotated[list[float], Field(min_length=4, max_length=4)]],
+                    Field(description="minx, miny, maxx, maxy in lon/lat")]
+    crs: str
+
+
+class OgcTemporalExtent(Out):
+    interval: list[Annotated[list[datetime | None], Field(min_length=2, max_length=2)]]
+    trs: str
+
+
+class OgcExtent(Out):
+    spatial: OgcSpatialExtent = sometimes("absent while the collection is empty")
+    temporal: OgcTemporalExtent = sometimes("alerts and incidents")
+
+
+class OgcCollection(Out):
+    id: str
+    title: str
+    description: str
+    itemType: Literal["feature"]  # noqa: N815
+    crs: list[str]
+    extent: OgcExtent = sometimes()
+    links: list[OgcLink]
+
+
+class OgcCollections(Out):
+    links: list[OgcLink]
+    collections: list[OgcCollection]
+
+
+class OgcQueryables(Out):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    schema_: Annotated[str, Field(alias="$schema")]
+    id_: Annotated[str, Field(alias="$id")]
+    type: Literal["object"]
+    title: str
+    properties: Annotated[dict[str, dict[str, str]], Field(description="name -> {type}")]
+
+
+class OgcFeature(Out):
+    type: Literal["Feature"]
+    id: str | int
+    geometry: Point | MultiPolygon
+    properties: Annotated[dict[str, Any], Field(description="the collection's properties (see its description)")]
+    links: list[OgcLink] = sometimes("with a single feature")
+
+
+class OgcFeatureCollection(Out):
+    type: Literal["FeatureCollection"]
+    numberMatched: int  # noqa: N815
+    numberReturned: int  # noqa: N815
+    timeStamp: datetime  # noqa: N815
+    links: list[OgcLink]
+    features: list[OgcFeature]

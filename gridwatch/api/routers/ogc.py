@@ -1,0 +1,243 @@
+"""OGC API - Features (Part 1 Core, with Part 3's queryables as query parameters) under /ogc,
+so QGIS, ArcGIS and GDAL add gridwatch as a layer source. The same keys, roles and audit as
+the rest of the API: GDAL sends the key with GDAL_HTTP_HEADERS, QGIS with an authentication
+configuration. The collections are gridwatch.geo.collections."""
+
+from datetime import UTC, datetime, time
+from typing import Annotated
+from urllib.parse import urlencode
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import Response
+
+from gridwatch.api import schemas
+from gridwatch.api.deps import Conn
+from gridwatch.api.params import MAX_LIMIT, BBox, bbox_query
+from gridwatch.api.schemas import COMMON, GEOJSON, GeoJSONResponse, OpenAPIResponse, SchemaResponse, problems
+from gridwatch.errors import BadInput, NotFound, Unsupported
+from gridwatch.geo import collections
+from gridwatch.geo.collections import COLLECTIONS, Collection
+
+router = APIRouter(prefix="/ogc", tags=["ogc"], responses={**COMMON, **problems(400)})
+
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
+]
+# FastAPI writes OpenAPI 3.1, so the OAS 3.0 conformance class is not claimed.
+OPENAPI = OpenAPIResponse.media_type + ";version=3.1"
+# The query parameters every items request may hold; a collection's queryables come on top.
+ITEMS_PARAMETERS = {"f", "bbox", "bbox-crs", "limit", "offset", "datetime"}
+DEFAULT_LIMIT = 10
+
+Format = Annotated[str | None, Query(description="json (the only encoding so far)")]
+
+
+def _json(body: dict, media_type: str = "application/json") -> Response:
+    return Response(orjson.dumps(body), media_type=media_type)
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + "/ogc"
+
+
+def _format(f: str | None) -> None:
+    if f not in (None, "json", "geojson"):
+        raise Unsupported(f"f: {f!r} is not served; supported: json")
+
+
+def _collection(collection_id: str) -> Collection:
+    c = COLLECTIONS.get(collection_id)
+    if c is None:
+        raise NotFound(f"no collection {collection_id!r}; the collections are {', '.join(COLLECTIONS)}")
+    return c
+
+
+def _link(href: str, rel: str, type_: str, title: str) -> dict:
+    return {"href": href, "rel": rel, "type": type_, "title": title}
+
+
+@router.get("", summary="OGC API Features landing page", response_model=schemas.OgcLandingPage)
+def landing(request: Request, f: Format = None) -> Response:
+    _format(f)
+    base = _base(request)
+    return _json({"title": "gridwatch", "description": "The county's governance grids, cameras, incidents and alerts "
+                  "as OGC API Features.", "links": [
+                      _link(base, "self", "application/json", "this document"),
+                      _link(f"{base}/api", "service-desc", OPENAPI, "the API definition"),
+                      _link(str(request.base_url) + "docs", "service-doc", "text/html", "the API documentation"),
+                      _link(f"{base}/conformance", "conformance", "application/json", "conformance classes"),
+                      _link(f"{base}/collections", "data", "application/json", "the collections")]})
+
+
+@router.get("/conformance", summary="The conformance classes served", response_model=schemas.OgcConformance)
+def conformance(f: Format = None) -> Response:
+    _format(f)
+    return _json({"conformsTo": CONFORMANCE})
+
+
+@router.get("/api", summary="The OpenAPI definition of /ogc", response_model=schemas.OgcApiDocument,
+            response_class=OpenAPIResponse)
+def api_definition(request: Request, f: Format = None) -> Response:
+    _format(f)
+    document = dict(request.app.openapi())
+    document["paths"] = {p: v for p, v in document["paths"].items() if p.startswith("/ogc")}
+    return _json(document, OPENAPI)
+
+
+def _collection_info(conn, c: Collection, base: str) -> dict:
+    box, (start, end) = collections.extent(conn, c)
+    extent: dict = {}
+    if box:
+        extent["spatial"] = {"bbox": [list(box)], "crs": CRS84}
+    if c.time:
+        extent["temporal"] = {"interval": [[start.isoformat() if start else None, end.isoformat() if end else None]],
+                              "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"}
+    href = f"{base}/collections/{c.id}"
+    return {"id": c.id, "title": c.title, "description": c.description, "itemType": "feature", "crs": [CRS84],
+            **({"extent": extent} if extent else {}),
+            "links": [_link(href, "self", "application/json", c.title),
+                      _link(f"{href}/items", "items", GEOJSON, f"{c.title}: the features"),
+                      _link(f"{href}/queryables", "http://www.opengis.net/def/rel/ogc/1.0/queryables",
+                            "application/schema+json", f"{c.title}: what may be filtered on")]}
+
+
+@router.get("/collections", summary="The feature collections", response_model=schemas.OgcCollections)
+def list_collections(request: Request, conn: Conn, f: Format = None) -> Response:
+    _format(f)
+    base = _base(request)
+    return _json({"links": [_link(f"{base}/collections", "self", "application/json", "the collections")],
+                  "collections": [_collection_info(conn, c, base) for c in COLLECTIONS.values()]})
+
+
+@router.get("/collections/{collection_id}", summary="One feature collection", response_model=schemas.OgcCollection,
+            responses=problems(404))
+def get_collection(request: Request, collection_id: str, conn: Conn, f: Format = None) -> Response:
+    _format(f)
+    return _json(_collection_info(conn, _collection(collection_id), _base(request)))
+
+
+@router.get("/collections/{collection_id}/queryables", summary="The properties a collection's items may be "
+            "filtered on (by equality, as query parameters)", response_model=schemas.OgcQueryables,
+            response_class=SchemaResponse, responses=problems(404))
+def queryables(request: Request, collection_id: str, f: Format = None) -> Response:
+    _format(f)
+    c = _collection(collection_id)
+    return _json({"$schema": "https://json-schema.org/draft/2019-09/schema",
+                  "$id": f"{_base(request)}/collections/{c.id}/queryables", "type": "object",
+                  "title": c.title, "properties": {name: {"type": t} for name, t in c.queryables.items()}},
+                 "application/schema+json")
+
+
+def interval(value: str | None) -> tuple[datetime | None, datetime | None]:
+    """`datetime` as OGC writes it: an instant, or an interval `start/end` where either end
+    may be `..` (open); a date alone means that whole day (UTC)."""
+    if value is None:
+        return None, None
+    parts = value.split("/")
+    if len(parts) > 2:
+        raise BadInput(f"datetime: expected an instant or start/end, got {value!r}")
+    if len(parts) == 1:
+        if value in ("..", ""):
+            raise BadInput("datetime: an instant cannot be open (`..`); write start/.. or ../end")
+        return _instant(value, end=False), _instant(value, end=True)
+    start, end = _instant(parts[0], end=False), _instant(parts[1], end=True)
+    if start and end and start > end:
+        raise BadInput(f"datetime: the interval {value!r} ends before it starts")
+    return start, end
+
+
+def _instant(text: str, end: bool) -> datetime | None:
+    if text in ("..", ""):
+        return None
+    try:
+        if len(text) == 10:  # a date: the day's first (or, closing an interval, last) moment, UTC
+            day = datetime.fromisoformat(text).date()
+            return datetime.combine(day, time.max if end else time.min, UTC)
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadInput(f"datetime: {text!r} is not an RFC 3339 date-time (e.g. 2026-11-27T08:00:00Z) "
+                       f"or date (2026-11-27)") from None
+    if moment.tzinfo is None:
+        raise BadInput(f"datetime: {text!r} has no time zone; add Z or an offset such as +08:00")
+    return moment
+
+
+def _equals(request: Request, c: Collection) -> dict[str, str | bool]:
+    equals: dict[str, str | bool] = {}
+    for name, value in request.query_params.items():
+        if name in ITEMS_PARAMETERS:
+            continue
+        kind = c.queryables.get(name)
+        if kind is None:
+            known = ", ".join(sorted(ITEMS_PARAMETERS | set(c.queryables)))
+            raise Unsupported(f"unknown query parameter {name!r}; {c.id} takes {known}")
+        if kind == "boolean":
+            if value not in ("true", "false"):
+                raise BadInput(f"{name}: expected true or false, got {value!r}")
+            equals[name] = value == "true"
+        else:
+            equals[name] = value
+    return equals
+
+
+@router.get("/collections/{collection_id}/items", summary="A collection's features, a page at a time",
+            response_class=GeoJSONResponse, response_model=schemas.OgcFeatureCollection, responses=problems(404))
+def get_items(request: Request, collection_id: str, conn: Conn,
+              bbox: Annotated[BBox | None, Depends(bbox_query)],
+              limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="at most 10,000")] = DEFAULT_LIMIT,
+              offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+              datetime_: Annotated[str | None, Query(alias="datetime", description=(
+                  "an instant or an interval start/end (`..` open), RFC 3339; alerts and incidents only"))] = None,
+              bbox_crs: Annotated[str | None, Query(alias="bbox-crs", description=f"only {CRS84}")] = None,
+              f: Format = None) -> Response:
+    """Besides the standard parameters, each of the collection's queryables (see its
+    /queryables) selects features whose property equals the value, e.g. `status=new`."""
+    _format(f)
+    c = _collection(collection_id)
+    if bbox_crs not in (None, CRS84):
+        raise Unsupported(f"bbox-crs: {bbox_crs!r} is not supported; supported: {CRS84}")
+    since, until = interval(datetime_)
+    if datetime_ is not None and c.time is None:
+        raise BadInput(f"datetime: {c.id} has no time; datetime applies to "
+                       f"{', '.join(k for k, v in COLLECTIONS.items() if v.time)}")
+    query = collections.Query(bbox=bbox, since=since, until=until, equals=_equals(request, c))
+    features, matched = collections.items(conn, c, query, limit, offset)
+    here = f"{_base(request)}/collections/{c.id}/items"
+    params = dict(request.query_params)
+    links = [_link(f"{here}?{urlencode(params)}", "self", GEOJSON, "this page"),
+             _link(f"{_base(request)}/collections/{c.id}", "collection", "application/json", c.title)]
+    if offset + len(features) < matched:
+        links.append(_link(f"{here}?{urlencode({**params, 'offset': offset + limit, 'limit': limit})}", "next",
+                           GEOJSON, "the next page"))
+    if offset > 0:
+        links.append(_link(f"{here}?{urlencode({**params, 'offset': max(0, offset - limit), 'limit': limit})}",
+                           "prev", GEOJSON, "the previous page"))
+    head = orjson.dumps({"type": "FeatureCollection", "numberMatched": matched, "numberReturned": len(features),
+                         "timeStamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+                         "links": links})
+    body = head[:-1] + b',"features":[' + ",".join(features).encode() + b"]}"
+    return Response(body, media_type=GEOJSON)
+
+
+@router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature",
+            response_class=GeoJSONResponse, response_model=schemas.OgcFeature, responses=problems(404))
+def get_item(request: Request, collection_id: str, feature_id: str, conn: Conn, f: Format = None) -> Response:
+    _format(f)
+    c = _collection(collection_id)
+    fid: str | int = feature_id
+    if c.key_type is int:
+        if not feature_id.isdigit() or int(feature_id) > 2**63 - 1:
+            raise NotFound(f"no feature {feature_id!r} in {c.id}: its ids are whole numbers")
+        fid = int(feature_id)
+    text = collections.item(conn, c, fid)
+    if text is None:
+        raise NotFound(f"no feature {feature_id!r} in {c.id}")
+    here = f"{_base(request)}/collections/{c.id}"
+    links = orjson.dumps([_link(f"{here}/items/{feature_id}", "self", GEOJSON, "this feature"),
+                          _link(here, "collection", "application/json", c.title)])
+    return Response(text[:-1] + ',"links":' + links.decode() + "}", media_type=GEOJSON)
