@@ -118,6 +118,7 @@ ACCESS: dict[str, Rule] = {
     "GET /ogc/collections/{collection_id}/queryables": VIEWER,
     "GET /ogc/collections/{collection_id}/items": VIEWER,
     "GET /ogc/collections/{collection_id}/items/{feature_id}": VIEWER,
+    "GET /tiles/{layer}/{z}/{x}/{y}.mvt": VIEWER,
 }
 
 

@@ -24,7 +24,20 @@ from gridwatch.api.ingest_queue import IngestQueue
 from gridwatch.api.limits import RateLimits
 from gridwatch.api.live import LiveFeed
 from gridwatch.api.middleware import BodyLimit, PlainText
-from gridwatch.api.routers import admin, alerts, cameras, grids, health, incidents, maps, ogc, patrols, stats, types
+from gridwatch.api.routers import (
+    admin,
+    alerts,
+    cameras,
+    grids,
+    health,
+    incidents,
+    maps,
+    ogc,
+    patrols,
+    stats,
+    tiles,
+    types,
+)
 from gridwatch.config import ApiSettings, DatabaseSettings, api_settings, database_settings
 from gridwatch.db import database_url, open_pool
 from gridwatch.db.changes import Changes
@@ -101,7 +114,7 @@ def create_app(db: DatabaseSettings | None = None, api: ApiSettings | None = Non
                               "Send `Authorization: Bearer <key>` on every call but /health and the docs.")
     errors.install(app)
     for router in (health.router, grids.router, cameras.router, alerts.router, incidents.router,
-                   patrols.router, stats.router, types.router, maps.router, admin.router, ogc.router):
+                   patrols.router, stats.router, types.router, maps.router, admin.router, ogc.router, tiles.router):
         app.include_router(router)
     if not assets_present():
         log.warning("map assets are missing: pages will say so (install the wheel, or run `make assets`)")

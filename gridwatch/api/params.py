@@ -1,7 +1,7 @@
 """Query parameters shared by routers: small typed dependencies that return domain values."""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 import psycopg
@@ -11,6 +11,8 @@ from pydantic import AwareDatetime
 from gridwatch.alerts.types import known_type
 from gridwatch.api.deps import db
 from gridwatch.errors import BadInput
+from gridwatch.geo.boundaries import known_township
+from gridwatch.stats.counts import Window, bounded
 
 BBox = tuple[float, float, float, float]
 MAX_LIMIT = 10_000
@@ -88,3 +90,14 @@ def type_query(conn: Annotated[psycopg.Connection, Depends(db)],
                type: Annotated[str | None, Query(description="alert type, e.g. fire_smoke")] = None) -> str | None:
     """The alert type filter, refused if no such type (rather than an empty answer)."""
     return known_type(conn, type)
+
+
+def stats_window(conn: Annotated[psycopg.Connection, Depends(db)],
+                 time: Annotated[TimeWindow, Depends(window_query)],
+                 type: Annotated[str | None, Depends(type_query)] = None,
+                 township: Annotated[str | None, Query(description="township code")] = None) -> Window:
+    """The window (default: the last 30 days; at most 366), type and township asked for."""
+    return bounded(time.since, time.until, type, known_township(conn, township), datetime.now(UTC))
+
+
+StatsWindow = Annotated[Window, Depends(stats_window)]

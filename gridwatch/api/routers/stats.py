@@ -4,29 +4,20 @@
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from gridwatch.api import schemas
 from gridwatch.api.deps import Conn, Grids, json_response
-from gridwatch.api.params import TimeWindow, type_query, window_query
+from gridwatch.api.params import StatsWindow
 from gridwatch.api.schemas import COMMON
 from gridwatch.config import api_settings
-from gridwatch.geo.boundaries import known_township
-from gridwatch.stats.counts import Window, bounded, compliance, grid_counts, heat_cells, response_times, timeline
+from gridwatch.stats.counts import Window, compliance, grid_counts, heat_cells, response_times, timeline
 from gridwatch.stats.hotspots import hotspots
 
 router = APIRouter(tags=["stats"], responses=COMMON)
 
 
-def stats_window(conn: Conn, time: Annotated[TimeWindow, Depends(window_query)],
-                 type: Annotated[str | None, Depends(type_query)] = None,
-                 township: Annotated[str | None, Query(description="township code")] = None) -> Window:
-    """The window (default: the last 30 days; at most 366), type and township asked for."""
-    return bounded(time.since, time.until, type, known_township(conn, township), datetime.now(UTC))
-
-
-StatsWindow = Annotated[Window, Depends(stats_window)]
 
 
 def _json(window: Window, body: dict) -> Response:
