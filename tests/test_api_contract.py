@@ -217,7 +217,8 @@ def generated(doc, tmp_path_factory):
                                                  # it reads JPEG answers and tiles as bytes (a File) then
                                                  "content_type_overrides": {
                                                      "image/jpeg": "application/octet-stream",
-                                                     "application/vnd.mapbox-vector-tile": "application/octet-stream"}}))
+                                                     "application/vnd.mapbox-vector-tile":
+                                                         "application/octet-stream"}}))
     bin_dir = str(Path(sys.executable).parent)  # its post-processing runs ruff, from this venv
     run = subprocess.run([f"{bin_dir}/openapi-python-client", "generate", "--path", str(out / "openapi.json"),
                           "--config", str(out / "config.json"), "--output-path", str(out / "gridwatch_client"),
