@@ -1,10 +1,12 @@
 """Mapbox vector tiles of grids, cameras, open incidents and alert heat, built by PostGIS
 (ST_AsMVT) for web maps and GIS tools.
 
-Each tile's envelope is transformed to lon/lat once, and rows are selected with it against the
-stored lon/lat geometry, so the GiST index is used; only the selected rows are transformed to
-Web Mercator for encoding. The SQL is put together from the fixed names below; the tile's
-z/x/y and the window are parameters.
+Each tile's envelope (with its buffer) is transformed to lon/lat once, and rows are selected by
+it against the stored lon/lat geometry, so the GiST index is used; ST_AsMVTGeom then clips
+each to the tile (what lies only in the envelope's corners comes out empty and is left out).
+Grids keep their Web Mercator outline in a generated column, so their polygons are never
+transformed per request; cameras and incidents are points, cheap to transform. The SQL is put
+together from the fixed names below; the tile's z/x/y and the window are parameters.
 """
 
 from dataclasses import dataclass
@@ -27,10 +29,11 @@ class Layer:
     table: str
     properties: tuple[str, ...]  # SQL expressions, "expression AS name" where computed
     where: str = "true"
+    mercator: str = "ST_Transform(s.geom, 3857)"  # the geometry in Web Mercator (stored for grids)
 
 
 LAYERS: dict[str, Layer] = {layer.name: layer for layer in [
-    Layer("grids", "grids", ("code", "name", "village_code", "township_code")),
+    Layer("grids", "grids", ("code", "name", "village_code", "township_code"), mercator="s.geom_3857"),
     Layer("cameras", "cameras", ("id", "name", "heading_deg", "fov_deg", "range_m", "active")),
     Layer("incidents", "incidents", ("id", "type", "status", "grid_code", "township_code", "alert_count",
                                      "first_seen::text AS first_seen", "contact_state", "resolve_state"),
@@ -70,12 +73,13 @@ def query(name: str) -> sql.Composable:
         WITH {bounds}
         SELECT ST_AsMVT(t, {name}, {extent}, 'geom') FROM (
             SELECT {properties},
-                   ST_AsMVTGeom(ST_Transform(s.geom, 3857), bounds.merc, {extent}, {buffer}, true) AS geom
+                   ST_AsMVTGeom({mercator}, bounds.merc, {extent}, {buffer}, true) AS geom
             FROM {table} s, bounds
-            WHERE s.geom && bounds.geo AND ST_Intersects(s.geom, bounds.geo) AND {where}
+            WHERE s.geom && bounds.geo AND {where}
         ) t WHERE geom IS NOT NULL""").format(
         bounds=sql.SQL(_BOUNDS), name=sql.Literal(layer.name), extent=sql.Literal(EXTENT),
         buffer=sql.Literal(BUFFER), table=sql.Identifier(layer.table), where=sql.SQL(layer.where),
+        mercator=sql.SQL(layer.mercator),
         properties=sql.SQL(", ").join(sql.SQL(p) for p in layer.properties))
 
 
