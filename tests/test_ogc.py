@@ -2,8 +2,9 @@
 the database's own answers, bad input, and GDAL's OAPIF driver as a real client."""
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+import httpx
 import pyogrio
 import pytest
 import shapely
@@ -163,3 +164,64 @@ def test_gdal_reads_every_grid_with_a_viewer_key_and_nothing_without(server, key
     stored = dict(conn.execute("SELECT code, ST_AsBinary(geom) FROM grids").fetchall())
     for code, geom in zip(frame["code"], frame.geometry, strict=True):
         assert shapely.equals_exact(geom, shapely.from_wkb(stored[code]), 1e-7), code
+
+
+EVIL = "<img src=x onerror=alert(1)>${alert(2)}\"'</script><script>alert(3)</script>"
+
+
+def test_the_pages_draw_features_from_local_assets_and_never_run_data(server, keys, browser, conn):
+    """f=html: a person browses from the landing page to a page of grids on a map, and a
+    camera named with script in every context is shown as text (Chromium, listening for dialogs)."""
+    from browser import Watched, login, shot
+
+    r = httpx.post(server.url + "/cameras", headers=auth(keys["admin"]), json={
+        "id": "EVIL-1", "name": EVIL, "lon": 100.99, "lat": 36.90, "heading_deg": 10, "fov_deg": 60, "range_m": 80})
+    assert r.status_code == 201, r.text
+    w = Watched(browser)
+    try:
+        login(w, server, keys["viewer"], "/ogc")
+        page = w.page
+        assert page.title() == "gridwatch · gridwatch"
+        page.click("text=the collections")
+        page.click("a:text-is('grids')")
+        page.click("text=Governance grids: the features")
+        page.wait_for_function("document.querySelectorAll('#ogc-map path.leaflet-interactive').length === 10")
+        assert page.locator("tbody tr").count() == 10
+        page.click("text=the next page")
+        page.wait_for_function("document.querySelectorAll('#ogc-map path.leaflet-interactive').length === 10")
+        assert "features 11–20 of 127" in page.locator("h1").text_content()
+        shot(page, "ogc-grids.png")
+        page.goto(f"{server.url}/ogc/collections/cameras/items/EVIL-1?f=html")
+        page.wait_for_selector("#ogc-map .leaflet-interactive")
+        assert EVIL in page.locator("tbody").text_content()
+        page.hover("#ogc-map .leaflet-interactive")
+        w.clean()  # nothing left the machine, nothing failed, no console error, no dialog
+    finally:
+        w.close()
+
+
+def test_a_browser_without_a_key_is_sent_to_sign_in(server):
+    r = httpx.get(server.url + "/ogc/collections?f=html", headers={"Accept": "text/html"})
+    assert r.status_code == 303 and r.headers["location"].startswith("/login?next=")
+
+
+def test_gdal_pages_through_ten_thousand_incidents(server, client, keys, conn, tmp_path):
+    """10,000 alerts two hours apart at the grids' inner points, one incident each; GDAL's OAPIF
+    driver follows the next links through all of them (and the module's others)."""
+    points = conn.execute("SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) AS p FROM grids) g").fetchall()
+    start = datetime.now(UTC) - timedelta(hours=2 * 10_000 + 1)
+    batch = [{"source": "ogc-many", "event_id": f"many-{i}", "camera_id": f"CAM-{i % 400 + 1:04d}",
+              "type": "illegal_dumping", "score": 0.6, "occurred_at": (start + timedelta(hours=2 * i)).isoformat(),
+              "lon": points[i % len(points)][0], "lat": points[i % len(points)][1]} for i in range(10_000)]
+    r = client.post("/alerts/batch", json=batch, headers=auth(keys["ingest"]))
+    assert r.status_code in (200, 201), r.text[:500]
+    stored = {row[0] for row in conn.execute("SELECT id FROM incidents")}
+    assert len(stored) >= 10_000
+    headers = tmp_path / "gridwatch.headers"
+    headers.write_text(f"Authorization: Bearer {keys['viewer']}\n")
+    pyogrio.set_gdal_config_options({"GDAL_HTTP_HEADER_FILE": str(headers)})
+    try:
+        frame = pyogrio.read_dataframe(f"OAPIF:{server.url}/ogc", layer="incidents")
+    finally:
+        pyogrio.set_gdal_config_options({"GDAL_HTTP_HEADER_FILE": None})
+    assert set(frame["id"]) == stored and len(frame) == len(stored)

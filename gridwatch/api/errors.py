@@ -61,7 +61,8 @@ def unreadable(exc: HTTPException) -> str:
 
 def page_visit(request: Request) -> bool:
     """A browser opening a map page (not a script, and not the page's own data requests)."""
-    return request.method == "GET" and (request.url.path.startswith("/maps") or request.url.path == "/field") and \
+    return request.method == "GET" and (request.url.path.startswith(("/maps", "/ogc")) or
+                                        request.url.path == "/field") and \
         "text/html" in request.headers.get("accept", "")
 
 

@@ -25,7 +25,7 @@ REFUSED_FORM = {422: {"description": "the form asked for what the server refuses
                                      "text/html) the page with the reason by the form, for a script problem+json",
                       "content": {**HTML, PROBLEM: {"schema": PROBLEM_REF}}}}
 COOKIE = "gridwatch_key"
-NEXT = r"^/(maps(/.*)?|field)$"  # only our own pages: never a redirect off the site
+NEXT = r"^/(maps(/.*)?|field|ogc([/?].*)?)$"  # only our own pages: never a redirect off the site
 FIELD = "/field"
 
 

@@ -1,7 +1,8 @@
 """OGC API - Features (Part 1 Core, with Part 3's queryables as query parameters) under /ogc,
 so QGIS, ArcGIS and GDAL add gridwatch as a layer source. The same keys, roles and audit as
-the rest of the API: GDAL sends the key with GDAL_HTTP_HEADERS, QGIS with an authentication
-configuration. The collections are gridwatch.geo.collections."""
+the rest of the API: GDAL sends the key from a header file (GDAL_HTTP_HEADER_FILE), QGIS
+with an authentication configuration. Every document is JSON, or with f=html a page
+(gridwatch.maps.ogc). The collections are gridwatch.geo.collections."""
 
 from datetime import UTC, datetime, time
 from typing import Annotated
@@ -18,6 +19,7 @@ from gridwatch.api.schemas import COMMON, GEOJSON, GeoJSONResponse, OpenAPIRespo
 from gridwatch.errors import BadInput, NotFound, Unsupported
 from gridwatch.geo import collections
 from gridwatch.geo.collections import COLLECTIONS, Collection
+from gridwatch.maps import ogc as ogc_pages
 
 router = APIRouter(prefix="/ogc", tags=["ogc"], responses={**COMMON, **problems(400)})
 
@@ -34,7 +36,9 @@ OPENAPI = OpenAPIResponse.media_type + ";version=3.1"
 ITEMS_PARAMETERS = {"f", "bbox", "bbox-crs", "limit", "offset", "datetime"}
 DEFAULT_LIMIT = 10
 
-Format = Annotated[str | None, Query(description="json (the only encoding so far)")]
+Format = Annotated[str | None, Query(description="json, or html (a page; also what a browser asking for HTML "
+                                                  "gets)")]
+HTML = {"text/html": {"schema": {"type": "string"}}}
 
 
 def _json(body: dict, media_type: str = "application/json") -> Response:
@@ -45,9 +49,19 @@ def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/") + "/ogc"
 
 
-def _format(f: str | None) -> None:
-    if f not in (None, "json", "geojson"):
-        raise Unsupported(f"f: {f!r} is not served; supported: json")
+def _html(request: Request, f: str | None) -> bool:
+    """Is a page asked for (f=html, or no f and a browser's Accept), rather than JSON?"""
+    if f in ("json", "geojson"):
+        return False
+    if f == "html":
+        return True
+    if f is None:
+        return request.headers.get("accept", "").startswith("text/html")
+    raise Unsupported(f"f: {f!r} is not served; supported: json, html")
+
+
+def _page(html: str) -> Response:
+    return Response(html, media_type="text/html; charset=utf-8")
 
 
 def _collection(collection_id: str) -> Collection:
@@ -61,29 +75,36 @@ def _link(href: str, rel: str, type_: str, title: str) -> dict:
     return {"href": href, "rel": rel, "type": type_, "title": title}
 
 
-@router.get("", summary="OGC API Features landing page", response_model=schemas.OgcLandingPage)
+@router.get("", summary="OGC API Features landing page", response_model=schemas.OgcLandingPage,
+            responses={200: {"content": HTML}})
 def landing(request: Request, f: Format = None) -> Response:
-    _format(f)
     base = _base(request)
-    return _json({"title": "gridwatch", "description": "The county's governance grids, cameras, incidents and alerts "
-                  "as OGC API Features.", "links": [
+    doc = {"title": "gridwatch", "description": "The county's governance grids, cameras, incidents and alerts "
+           "as OGC API Features.", "links": [
                       _link(base, "self", "application/json", "this document"),
                       _link(f"{base}/api", "service-desc", OPENAPI, "the API definition"),
                       _link(str(request.base_url) + "docs", "service-doc", "text/html", "the API documentation"),
                       _link(f"{base}/conformance", "conformance", "application/json", "conformance classes"),
-                      _link(f"{base}/collections", "data", "application/json", "the collections")]})
+                      _link(f"{base}/collections", "data", "application/json", "the collections")]}
+    if _html(request, f):
+        return _page(ogc_pages.page(base, doc["title"], doc["links"], description=doc["description"]))
+    return _json(doc)
 
 
-@router.get("/conformance", summary="The conformance classes served", response_model=schemas.OgcConformance)
-def conformance(f: Format = None) -> Response:
-    _format(f)
+@router.get("/conformance", summary="The conformance classes served", response_model=schemas.OgcConformance,
+            responses={200: {"content": HTML}})
+def conformance(request: Request, f: Format = None) -> Response:
+    if _html(request, f):
+        return _page(ogc_pages.page(_base(request), "Conformance", [], columns=["conformance class"],
+                                    rows=[[(c, None)] for c in CONFORMANCE]))
     return _json({"conformsTo": CONFORMANCE})
 
 
 @router.get("/api", summary="The OpenAPI definition of /ogc", response_model=schemas.OgcApiDocument,
             response_class=OpenAPIResponse)
 def api_definition(request: Request, f: Format = None) -> Response:
-    _format(f)
+    if f not in (None, "json"):
+        raise Unsupported(f"f: {f!r} is not served here; supported: json (the API's pages are /docs)")
     document = dict(request.app.openapi())
     document["paths"] = {p: v for p, v in document["paths"].items() if p.startswith("/ogc")}
     return _json(document, OPENAPI)
@@ -106,27 +127,47 @@ def _collection_info(conn, c: Collection, base: str) -> dict:
                             "application/schema+json", f"{c.title}: what may be filtered on")]}
 
 
-@router.get("/collections", summary="The feature collections", response_model=schemas.OgcCollections)
+@router.get("/collections", summary="The feature collections", response_model=schemas.OgcCollections,
+            responses={200: {"content": HTML}})
 def list_collections(request: Request, conn: Conn, f: Format = None) -> Response:
-    _format(f)
+    html = _html(request, f)
     base = _base(request)
-    return _json({"links": [_link(f"{base}/collections", "self", "application/json", "the collections")],
-                  "collections": [_collection_info(conn, c, base) for c in COLLECTIONS.values()]})
+    doc = {"links": [_link(f"{base}/collections", "self", "application/json", "the collections")],
+           "collections": [_collection_info(conn, c, base) for c in COLLECTIONS.values()]}
+    if html:
+        return _page(ogc_pages.page(base, "Collections", doc["links"], columns=["id", "title", "description"],
+                                    rows=ogc_pages.collections_rows(doc["collections"])))
+    return _json(doc)
 
 
 @router.get("/collections/{collection_id}", summary="One feature collection", response_model=schemas.OgcCollection,
-            responses=problems(404))
+            responses={**problems(404), 200: {"content": HTML}})
 def get_collection(request: Request, collection_id: str, conn: Conn, f: Format = None) -> Response:
-    _format(f)
-    return _json(_collection_info(conn, _collection(collection_id), _base(request)))
+    html = _html(request, f)
+    base = _base(request)
+    doc = _collection_info(conn, _collection(collection_id), base)
+    if html:
+        box = doc.get("extent", {}).get("spatial", {}).get("bbox", [None])[0]
+        span = doc.get("extent", {}).get("temporal", {}).get("interval", [None])[0]
+        meta = "; ".join(filter(None, [box and "lon/lat extent " + ", ".join(f"{v:.5f}" for v in box),
+                                       span and f"from {span[0] or '…'} to {span[1] or '…'}"]))
+        return _page(ogc_pages.page(base, doc["title"], doc["links"], [("Collections", f"{base}/collections")],
+                                    description=doc["description"], meta=meta))
+    return _json(doc)
 
 
 @router.get("/collections/{collection_id}/queryables", summary="The properties a collection's items may be "
             "filtered on (by equality, as query parameters)", response_model=schemas.OgcQueryables,
-            response_class=SchemaResponse, responses=problems(404))
+            response_class=SchemaResponse, responses={**problems(404), 200: {"content": HTML}})
 def queryables(request: Request, collection_id: str, f: Format = None) -> Response:
-    _format(f)
+    html = _html(request, f)
     c = _collection(collection_id)
+    if html:
+        base = _base(request)
+        return _page(ogc_pages.page(base, f"{c.title}: queryables", [], [
+            ("Collections", f"{base}/collections"), (c.title, f"{base}/collections/{c.id}")],
+            description="Each filters the items by equality, e.g. ?name=value.", columns=["property", "type"],
+            rows=[[(name, None), (t, None)] for name, t in c.queryables.items()]))
     return _json({"$schema": "https://json-schema.org/draft/2019-09/schema",
                   "$id": f"{_base(request)}/collections/{c.id}/queryables", "type": "object",
                   "title": c.title, "properties": {name: {"type": t} for name, t in c.queryables.items()}},
@@ -186,7 +227,8 @@ def _equals(request: Request, c: Collection) -> dict[str, str | bool]:
 
 
 @router.get("/collections/{collection_id}/items", summary="A collection's features, a page at a time",
-            response_class=GeoJSONResponse, response_model=schemas.OgcFeatureCollection, responses=problems(404))
+            response_class=GeoJSONResponse, response_model=schemas.OgcFeatureCollection,
+            responses={**problems(404), 200: {"content": HTML}})
 def get_items(request: Request, collection_id: str, conn: Conn,
               bbox: Annotated[BBox | None, Depends(bbox_query)],
               limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="at most 10,000")] = DEFAULT_LIMIT,
@@ -197,7 +239,7 @@ def get_items(request: Request, collection_id: str, conn: Conn,
               f: Format = None) -> Response:
     """Besides the standard parameters, each of the collection's queryables (see its
     /queryables) selects features whose property equals the value, e.g. `status=new`."""
-    _format(f)
+    html = _html(request, f)
     c = _collection(collection_id)
     if bbox_crs not in (None, CRS84):
         raise Unsupported(f"bbox-crs: {bbox_crs!r} is not supported; supported: {CRS84}")
@@ -221,13 +263,22 @@ def get_items(request: Request, collection_id: str, conn: Conn,
                          "timeStamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
                          "links": links})
     body = head[:-1] + b',"features":[' + ",".join(features).encode() + b"]}"
+    if html:
+        doc = orjson.loads(body)
+        base = _base(request)
+        names = c.property_names()
+        return _page(ogc_pages.page(
+            base, f"{c.title}: features {offset + 1 if features else 0}–{offset + len(features)} of {matched:,}",
+            links, [("Collections", f"{base}/collections"), (c.title, f"{base}/collections/{c.id}")],
+            columns=["id", *names], rows=ogc_pages.feature_rows(doc["features"], names, here), geojson=doc))
     return Response(body, media_type=GEOJSON)
 
 
 @router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature",
-            response_class=GeoJSONResponse, response_model=schemas.OgcFeature, responses=problems(404))
+            response_class=GeoJSONResponse, response_model=schemas.OgcFeature,
+            responses={**problems(404), 200: {"content": HTML}})
 def get_item(request: Request, collection_id: str, feature_id: str, conn: Conn, f: Format = None) -> Response:
-    _format(f)
+    html = _html(request, f)
     c = _collection(collection_id)
     fid: str | int = feature_id
     if c.key_type is int:
@@ -238,6 +289,13 @@ def get_item(request: Request, collection_id: str, feature_id: str, conn: Conn, 
     if text is None:
         raise NotFound(f"no feature {feature_id!r} in {c.id}")
     here = f"{_base(request)}/collections/{c.id}"
-    links = orjson.dumps([_link(f"{here}/items/{feature_id}", "self", GEOJSON, "this feature"),
-                          _link(here, "collection", "application/json", c.title)])
-    return Response(text[:-1] + ',"links":' + links.decode() + "}", media_type=GEOJSON)
+    links = [_link(f"{here}/items/{feature_id}", "self", GEOJSON, "this feature"),
+             _link(here, "collection", "application/json", c.title)]
+    if html:
+        feature = orjson.loads(text)
+        base = _base(request)
+        return _page(ogc_pages.page(base, f"{c.title}: {feature_id}", links, [
+            ("Collections", f"{base}/collections"), (c.title, here), ("features", f"{here}/items")],
+            columns=["property", "value"], rows=[[(k, None), (v, None)] for k, v in feature["properties"].items()],
+            geojson=feature))
+    return Response(text[:-1] + ',"links":' + orjson.dumps(links).decode() + "}", media_type=GEOJSON)
