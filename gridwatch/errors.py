@@ -85,3 +85,9 @@ class Unavailable(GridwatchError):
     status = 503
     title = "Service unavailable"
     exit_code = 1
+
+
+class Busy(Unavailable):
+    """Every database connection is in use: the server is busy, not down; retry shortly."""
+
+    title = "Busy"

@@ -96,6 +96,7 @@ def test_datetime_selects_alerts_by_when_they_occurred(client, viewer, alerts):
     assert ids("2026-11-03T00:00:00Z/..") == [b, c]
     assert ids("../2026-11-03T08:00:00+00:00") == [a, b]
     assert ids("2026-11-02/2026-11-03") == [a, b]
+    assert ids("2026-11-03t08:00:00z") == [b]  # RFC 3339 allows lower case
 
 
 def test_queryables_filter_by_equality(client, viewer, conn, alerts):
@@ -116,6 +117,12 @@ def test_queryables_filter_by_equality(client, viewer, conn, alerts):
     ("/ogc/collections/roads/items", 404, "no collection 'roads'"),
     ("/ogc/collections/grids/items/999", 404, "no feature '999' in grids"),
     ("/ogc/collections/alerts/items/abc", 404, "whole numbers"),
+    # found by hostile testing: digits that are not ASCII were a 500, or a second name of a feature
+    ("/ogc/collections/alerts/items/%C2%B2", 404, "whole numbers"),
+    ("/ogc/collections/alerts/items/%EF%BC%91", 404, "whole numbers"),
+    ("/ogc/collections/alerts/items/0001", 404, "whole numbers"),
+    ("/ogc/collections/alerts/items?datetime=2026-W48-1", 422, "not an RFC 3339"),
+    ("/ogc/collections/alerts/items?datetime=2026-12-01T00Z", 422, "not an RFC 3339"),
     ("/ogc/collections/grids/items?bbox=100,36,101", 422, "four numbers"),
     ("/ogc/collections/alerts/items?datetime=2026-13-01", 422, "not an RFC 3339"),
     ("/ogc/collections/alerts/items?datetime=2026-11-01T00:00:00", 422, "no time zone"),

@@ -147,3 +147,35 @@ def test_postgres_restart_gives_503_then_recovers_and_loses_nothing(own_cluster)
     assert any("database" in p for p in poster.problems)
     assert poster.statuses[-1] == 201  # recovered by itself
     assert poster.acked <= stored(url, "restart-test")
+
+
+def test_a_burst_of_requests_is_served_not_refused(db_url):
+    """Found by hostile testing: 200 requests at once to one server process made every worker
+    thread wait for a database connection while the requests holding one had no thread left to
+    finish on; after 2 s most were refused 503 and /health took seconds. Requests now wait for
+    a connection without holding a thread."""
+    import asyncio
+
+    with psycopg.connect(db_url) as conn:
+        key = create_key(conn, "viewer", "burst")[1]
+    server = Server(db_url, env={"GRIDWATCH_RATE_PER_S": "100000"}).start()
+
+    async def burst() -> tuple[list[int], tuple[int, float]]:
+        async with httpx.AsyncClient(base_url=server.url, headers=auth(key), timeout=60,
+                                     limits=httpx.Limits(max_connections=None)) as client:
+            async def health() -> tuple[int, float]:
+                await asyncio.sleep(0.3)
+                started = time.monotonic()
+                r = await client.get("/health")
+                return r.status_code, time.monotonic() - started
+
+            answers = [client.get("/ogc/collections/grids/items?limit=1000") for _ in range(200)]
+            *done, watched = await asyncio.gather(*answers, health())
+            return [r.status_code for r in done], watched
+
+    try:
+        statuses, health = asyncio.run(burst())
+        assert statuses.count(200) == 200, {s: statuses.count(s) for s in set(statuses)}
+        assert health[0] == 200 and health[1] < 2.0, health
+    finally:
+        server.stop()

@@ -92,6 +92,11 @@ def test_etag_answers_a_repeat_with_304(client, viewer):
     assert again.status_code == 304 and again.content == b""
     other = client.get(f"/tiles/grids/12/{x + 1}/{y}.mvt", headers={**viewer, "If-None-Match": first.headers["etag"]})
     assert other.status_code == 200
+    etag = first.headers["etag"]
+    listed = client.get(f"/tiles/grids/12/{x}/{y}.mvt", headers={**viewer, "If-None-Match": f'"a", {etag}'})
+    assert listed.status_code == 304
+    inside = client.get(f"/tiles/grids/12/{x}/{y}.mvt", headers={**viewer, "If-None-Match": f"xx{etag}yy"})
+    assert inside.status_code == 200  # found by hostile testing: a tag was matched inside any text
 
 
 @pytest.mark.parametrize("layer", list(tiles.LAYERS))

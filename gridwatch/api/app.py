@@ -82,6 +82,7 @@ def create_app(db: DatabaseSettings | None = None, api: ApiSettings | None = Non
     async def lifespan(app: FastAPI):
         url = database_url(db)
         app.state.pool = open_pool(url, db)
+        app.state.db_gate = asyncio.Semaphore(db.pool_max)  # requests waiting for a connection: deps.db
         app.state.keys = KeyStore(app.state.pool)
         app.state.audit = AuditLog(app.state.pool)
         app.state.audit.start()

@@ -1,25 +1,52 @@
 """What routes share, declared once as typed dependencies: a route's signature says what it
 uses (`conn: Conn`, `principal: SignedIn`, `index: Grids`, `registry: Registry`)."""
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import orjson
 import psycopg
 from fastapi import Depends, Request
+from fastapi.concurrency import contextmanager_in_threadpool
+from psycopg_pool import ConnectionPool
 from starlette.responses import Response
 
 from gridwatch.alerts import registry
 from gridwatch.api.auth import Principal, signed_in
+from gridwatch.errors import Busy
 from gridwatch.geo.grid_index import GridIndex
 
+# How long a request waits for a database connection before it is answered 503.
+POOL_WAIT_S = 2.0
 
-def db(request: Request) -> Iterator[psycopg.Connection]:
-    """A pooled connection for the request; committed on success, rolled back on error. A GET
-    only reads: it runs in autocommit, so no transaction is opened and committed around it
-    (a round trip less on every read); the connection goes back to the pool as it came."""
-    read = request.method == "GET"
-    with request.app.state.pool.connection() as conn:
+
+async def db(request: Request) -> AsyncIterator[psycopg.Connection]:
+    """A pooled connection for the request; committed on success, rolled back on error.
+
+    A request first waits for one of the pool's places without holding a thread: were it to
+    wait in a worker thread, a burst of requests would take every thread while the requests
+    that hold connections need one to finish, and all would time out together. After
+    POOL_WAIT_S it is answered 503 (busy). A GET only reads: it runs in autocommit, so no
+    transaction is opened and committed around it (a round trip less on every read)."""
+    gate: asyncio.Semaphore = request.app.state.db_gate
+    try:
+        await asyncio.wait_for(gate.acquire(), POOL_WAIT_S)
+    except TimeoutError:
+        raise Busy(f"every database connection of this server process was in use for {POOL_WAIT_S:g} s; "
+                   f"retry shortly") from None
+    try:
+        async with contextmanager_in_threadpool(_connection(request.app.state.pool, request.method == "GET")) \
+                as conn:
+            yield conn
+    finally:
+        gate.release()
+
+
+@contextmanager
+def _connection(pool: ConnectionPool, read: bool) -> Iterator[psycopg.Connection]:
+    with pool.connection() as conn:
         conn.autocommit = read
         try:
             yield conn

@@ -14,7 +14,7 @@ from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.responses import RedirectResponse, Response
 
-from gridwatch.errors import GridwatchError
+from gridwatch.errors import Busy, GridwatchError
 
 log = logging.getLogger(__name__)
 
@@ -139,9 +139,12 @@ def install(app: FastAPI) -> None:
                        title="Invalid input")
 
     @app.exception_handler(psycopg.OperationalError)
-    @app.exception_handler(PoolTimeout)
     async def db_down(_request: Request, exc: Exception) -> Response:
         return unavailable(exc)
+
+    @app.exception_handler(PoolTimeout)
+    async def busy(request: Request, exc: Exception) -> Response:
+        return refusal(request, Busy("every database connection of this server process was in use; retry shortly"))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

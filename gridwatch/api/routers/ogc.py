@@ -4,6 +4,7 @@ the rest of the API: GDAL sends the key from a header file (GDAL_HTTP_HEADER_FIL
 with an authentication configuration. Every document is JSON, or with f=html a page
 (gridwatch.maps.ogc). The collections are gridwatch.geo.collections."""
 
+import re
 from datetime import UTC, datetime, time
 from typing import Annotated
 from urllib.parse import urlencode
@@ -35,14 +36,21 @@ OPENAPI = OpenAPIResponse.media_type + ";version=3.1"
 # The query parameters every items request may hold; a collection's queryables come on top.
 ITEMS_PARAMETERS = {"f", "bbox", "bbox-crs", "limit", "offset", "datetime"}
 DEFAULT_LIMIT = 10
+# RFC 3339: a date, or a date-time (T or a space; Z or an offset), nothing else ISO 8601 allows.
+RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}(?P<time>[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(?P<zone>[Zz]|[+-]\d{2}:\d{2})?)?")
 
 Format = Annotated[str | None, Query(description="json, or html (a page; also what a browser asking for HTML "
                                                   "gets)")]
 HTML = {"text/html": {"schema": {"type": "string"}}}
 
 
+# Answers depend on the key that asked (and their links on the Host it named): never kept by
+# a shared cache.
+PRIVATE = {"Cache-Control": "private, no-cache"}
+
+
 def _json(body: dict, media_type: str = "application/json") -> Response:
-    return Response(orjson.dumps(body), media_type=media_type)
+    return Response(orjson.dumps(body), media_type=media_type, headers=PRIVATE)
 
 
 def _base(request: Request) -> str:
@@ -61,7 +69,7 @@ def _html(request: Request, f: str | None) -> bool:
 
 
 def _page(html: str) -> Response:
-    return Response(html, media_type="text/html; charset=utf-8")
+    return Response(html, media_type="text/html; charset=utf-8", headers=PRIVATE)
 
 
 def _collection(collection_id: str) -> Collection:
@@ -195,17 +203,21 @@ def interval(value: str | None) -> tuple[datetime | None, datetime | None]:
 def _instant(text: str, end: bool) -> datetime | None:
     if text in ("..", ""):
         return None
-    try:
-        if len(text) == 10:  # a date: the day's first (or, closing an interval, last) moment, UTC
-            day = datetime.fromisoformat(text).date()
-            return datetime.combine(day, time.max if end else time.min, UTC)
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise BadInput(f"datetime: {text!r} is not an RFC 3339 date-time (e.g. 2026-11-27T08:00:00Z) "
-                       f"or date (2026-11-27)") from None
-    if moment.tzinfo is None:
+    form = RFC3339.fullmatch(text)
+    if form and not form["time"]:  # a date: the day's first (or, closing an interval, last) moment, UTC
+        try:
+            return datetime.combine(datetime.fromisoformat(text).date(), time.max if end else time.min, UTC)
+        except ValueError:
+            form = None
+    if form and not form["zone"]:
         raise BadInput(f"datetime: {text!r} has no time zone; add Z or an offset such as +08:00")
-    return moment
+    try:
+        if form:
+            return datetime.fromisoformat(text.upper())
+    except ValueError:
+        pass
+    raise BadInput(f"datetime: {text!r} is not an RFC 3339 date-time (e.g. 2026-11-27T08:00:00Z) "
+                   f"or date (2026-11-27)")
 
 
 def _equals(request: Request, c: Collection) -> dict[str, str | bool]:
@@ -271,7 +283,7 @@ def get_items(request: Request, collection_id: str, conn: Conn,
             base, f"{c.title}: features {offset + 1 if features else 0}–{offset + len(features)} of {matched:,}",
             links, [("Collections", f"{base}/collections"), (c.title, f"{base}/collections/{c.id}")],
             columns=["id", *names], rows=ogc_pages.feature_rows(doc["features"], names, here), geojson=doc))
-    return Response(body, media_type=GEOJSON)
+    return Response(body, media_type=GEOJSON, headers=PRIVATE)
 
 
 @router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature",
@@ -282,7 +294,7 @@ def get_item(request: Request, collection_id: str, feature_id: str, conn: Conn, 
     c = _collection(collection_id)
     fid: str | int = feature_id
     if c.key_type is int:
-        if not feature_id.isdigit() or int(feature_id) > 2**63 - 1:
+        if not re.fullmatch(r"[1-9][0-9]{0,17}", feature_id):  # one spelling of each id, within bigint
             raise NotFound(f"no feature {feature_id!r} in {c.id}: its ids are whole numbers")
         fid = int(feature_id)
     text = collections.item(conn, c, fid)
@@ -298,4 +310,5 @@ def get_item(request: Request, collection_id: str, feature_id: str, conn: Conn, 
             ("Collections", f"{base}/collections"), (c.title, here), ("features", f"{here}/items")],
             columns=["property", "value"], rows=[[(k, None), (v, None)] for k, v in feature["properties"].items()],
             geojson=feature))
-    return Response(text[:-1] + ',"links":' + orjson.dumps(links).decode() + "}", media_type=GEOJSON)
+    return Response(text[:-1] + ',"links":' + orjson.dumps(links).decode() + "}", media_type=GEOJSON,
+                    headers=PRIVATE)

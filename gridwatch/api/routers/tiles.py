@@ -50,6 +50,7 @@ async def get_tile(request: Request, layer: str, z: int, x: int, y: int, conn: C
     body = await run_in_threadpool(build)
     etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
     headers = {"ETag": etag, "Cache-Control": f"private, max-age={MAX_AGE[layer]}"}
-    if etag in request.headers.get("if-none-match", ""):
+    asked = {tag.strip().removeprefix("W/") for tag in request.headers.get("if-none-match", "").split(",")}
+    if etag in asked or "*" in asked:
         return Response(status_code=304, headers=headers)
     return Response(body, media_type=MVT, headers=headers)
