@@ -232,3 +232,27 @@ def test_gdal_pages_through_ten_thousand_incidents(server, client, keys, conn, t
     finally:
         pyogrio.set_gdal_config_options({"GDAL_HTTP_HEADER_FILE": None})
     assert set(frame["id"]) == stored and len(frame) == len(stored)
+
+
+def test_the_boundaries_may_be_opened_to_readers_without_a_key(settings, keys):
+    """GRIDWATCH_OGC_PUBLIC_BOUNDARIES: townships, villages and grids (and the documents that
+    lead to them) without a key; incidents, alerts and cameras still need one, and a key that
+    is sent is checked as always."""
+    from fastapi.testclient import TestClient
+
+    from gridwatch.api.app import create_app
+    from gridwatch.config import ApiSettings
+
+    with TestClient(create_app(settings, ApiSettings(ogc_public_boundaries=True))) as open_client:
+        for path in ["/ogc", "/ogc/conformance", "/ogc/api", "/ogc/collections/grids",
+                     "/ogc/collections/grids/queryables", "/ogc/collections/villages/items?limit=2",
+                     "/ogc/collections/grids/items/632223100001001"]:
+            assert open_client.get(path).status_code == 200, path
+        listed = open_client.get("/ogc/collections").json()["collections"]
+        assert [c["id"] for c in listed] == ["townships", "villages", "grids"]
+        for path in ["/ogc/collections/incidents/items", "/ogc/collections/cameras", "/tiles/grids/0/0/0.mvt",
+                     "/grids", "/ogc/collections/grids/items/../../incidents/items"]:
+            assert open_client.get(path).status_code in (401, 404), path
+        assert open_client.get("/ogc/collections/grids/items", headers=auth("gw_not-a-key")).status_code == 401
+        full = open_client.get("/ogc/collections", headers=auth(keys["viewer"])).json()["collections"]
+        assert len(full) == 6

@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Mount
 from gridwatch.api.auth import ROLES, authenticate
 from gridwatch.api.errors import refusal, unavailable
 from gridwatch.errors import Forbidden, GridwatchError, TooManyRequests
+from gridwatch.geo.collections import BOUNDARY_COLLECTIONS
 
 Rule = frozenset[str]  # the roles let in; empty: public, no key needed
 
@@ -195,7 +196,7 @@ class Guard:
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
         rule = rule_for(self._entries(scope["app"]), scope.get("method", "GET"), scope["path"])
-        if rule:
+        if rule and not public_boundary(scope):
             request = Request(scope)
             try:
                 principal = await authenticate(request)
@@ -212,6 +213,22 @@ class Guard:
             except (psycopg.OperationalError, PoolTimeout) as exc:  # the key cannot be checked
                 return await unavailable(exc)(scope, receive, send)
         return await self.app(scope, receive, send)
+
+
+# With GRIDWATCH_OGC_PUBLIC_BOUNDARIES on, the boundaries' OGC collections, and the documents that
+# lead to them, may be read without a key (another department's GIS, say); a request that does
+# send a key is checked as always, and everything else still needs one.
+PUBLIC_BOUNDARIES = re.compile(r"/ogc(/conformance|/api|/collections(/(" + "|".join(BOUNDARY_COLLECTIONS) +
+                               r")(/queryables|/items(/[^/]+)?)?)?)?/?")
+
+
+def public_boundary(scope) -> bool:
+    """A keyless read of the boundaries that the setting opens to all."""
+    if not scope["app"].state.public_boundaries or scope.get("method") not in ("GET", "HEAD"):
+        return False
+    request = Request(scope)
+    return PUBLIC_BOUNDARIES.fullmatch(scope["path"]) is not None and "authorization" not in request.headers and \
+        "gridwatch_key" not in request.cookies
 
 
 def markdown(access: dict[str, Rule] = ACCESS) -> str:

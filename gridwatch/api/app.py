@@ -142,6 +142,7 @@ def create_app(db: DatabaseSettings | None = None, api: ApiSettings | None = Non
         return HTMLResponse(body)
 
     app.state.access = dict(access.ACCESS)
+    app.state.public_boundaries = api.ogc_public_boundaries
     app.state.limits = RateLimits(api.rate_per_s, api.ingest_rate_per_s)
     described = app.openapi
 

@@ -68,6 +68,10 @@ COLLECTIONS: dict[str, Collection] = {c.id: c for c in [
 ]}
 
 
+# The boundary collections: what GRIDWATCH_OGC_PUBLIC_BOUNDARIES may open to readers without a key.
+BOUNDARY_COLLECTIONS = ("townships", "villages", "grids")
+
+
 @dataclass(frozen=True)
 class Query:
     """What a request selects from a collection: all of it by default."""

@@ -19,7 +19,7 @@ from gridwatch.api.params import MAX_LIMIT, BBox, bbox_query
 from gridwatch.api.schemas import COMMON, GEOJSON, GeoJSONResponse, OpenAPIResponse, SchemaResponse, problems
 from gridwatch.errors import BadInput, NotFound, Unsupported
 from gridwatch.geo import collections
-from gridwatch.geo.collections import COLLECTIONS, Collection
+from gridwatch.geo.collections import BOUNDARY_COLLECTIONS, COLLECTIONS, Collection
 from gridwatch.maps import ogc as ogc_pages
 
 router = APIRouter(prefix="/ogc", tags=["ogc"], responses={**COMMON, **problems(400)})
@@ -140,8 +140,11 @@ def _collection_info(conn, c: Collection, base: str) -> dict:
 def list_collections(request: Request, conn: Conn, f: Format = None) -> Response:
     html = _html(request, f)
     base = _base(request)
+    # a reader without a key (GRIDWATCH_OGC_PUBLIC_BOUNDARIES) is shown only what it may read
+    shown = COLLECTIONS.values() if getattr(request.state, "principal", None) else \
+        [COLLECTIONS[c] for c in BOUNDARY_COLLECTIONS]
     doc = {"links": [_link(f"{base}/collections", "self", "application/json", "the collections")],
-           "collections": [_collection_info(conn, c, base) for c in COLLECTIONS.values()]}
+           "collections": [_collection_info(conn, c, base) for c in shown]}
     if html:
         return _page(ogc_pages.page(base, "Collections", doc["links"], columns=["id", "title", "description"],
                                     rows=ogc_pages.collections_rows(doc["collections"])))
