@@ -188,7 +188,7 @@ def test_the_pages_draw_features_from_local_assets_and_never_run_data(server, ke
     try:
         login(w, server, keys["viewer"], "/ogc")
         page = w.page
-        assert page.title() == "gridwatch · gridwatch"
+        assert page.title() == "gridwatch · OGC API Features"
         page.click("text=the collections")
         page.click("a:text-is('grids')")
         page.click("text=Governance grids: the features")
@@ -256,3 +256,15 @@ def test_the_boundaries_may_be_opened_to_readers_without_a_key(settings, keys):
         assert open_client.get("/ogc/collections/grids/items", headers=auth("gw_not-a-key")).status_code == 401
         full = open_client.get("/ogc/collections", headers=auth(keys["viewer"])).json()["collections"]
         assert len(full) == 6
+
+
+def test_a_page_links_its_json_and_pages_back_from_beyond_the_end(client, viewer):
+    """Found by trying the pages as an analyst: a page's JSON link led to the page again, and
+    from beyond the last page "previous" led to another empty one."""
+    page = client.get("/ogc/collections/grids/items?f=html&limit=5", headers=viewer).text
+    assert 'href="http://testserver/ogc/collections/grids/items?limit=5">application/geo+json' in page
+    beyond = client.get("/ogc/collections/grids/items?limit=10&offset=5000", headers=viewer).json()
+    prev = next(link["href"] for link in beyond["links"] if link["rel"] == "prev")
+    assert "offset=117" in prev and not beyond["features"]
+    assert "no features from 5,001 on (127 in all)" in client.get(
+        "/ogc/collections/grids/items?f=html&limit=10&offset=5000", headers=viewer).text

@@ -76,7 +76,7 @@ def load_history(conn: psycopg.Connection, index: GridIndex, days: int, progress
             check_deadlines(conn, t_end)
         if t_end.hour == 0 and t_end.minute == 0:
             conn.commit()
-            progress(f"history: {t_end.date()} ({stored} alerts, {len(seen)} incidents)")
+            progress(f"history: up to {t_end.date()}, {stored} alerts and {len(seen)} incidents so far")
         t = t_end
     conn.commit()
     return stored

@@ -1,6 +1,8 @@
 """The /ogc documents as pages for a person (f=html): the same links and contents as the JSON,
 with the collections or features as a table and the features on a small map."""
 
+import re
+from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from gridwatch.maps.base import render
@@ -38,7 +40,14 @@ def feature_rows(features: list[dict], names: list[str], items: str) -> list[lis
 
 
 def _text(value) -> str:
-    """A cell: nothing for null, a measure to one decimal."""
+    """A cell: nothing for null, a measure to one decimal, a time to the second in UTC."""
     if value is None:
         return ""
-    return f"{value:,.1f}" if isinstance(value, float) else str(value)
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    if isinstance(value, str) and _TIME.match(value):
+        return datetime.fromisoformat(value).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return str(value)
+
+
+_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?([+-]\d{2}:\d{2}|Z)$")

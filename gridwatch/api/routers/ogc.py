@@ -95,7 +95,7 @@ def landing(request: Request, f: Format = None) -> Response:
                       _link(f"{base}/conformance", "conformance", "application/json", "conformance classes"),
                       _link(f"{base}/collections", "data", "application/json", "the collections")]}
     if _html(request, f):
-        return _page(ogc_pages.page(base, doc["title"], doc["links"], description=doc["description"]))
+        return _page(ogc_pages.page(base, "OGC API Features", doc["links"], description=doc["description"]))
     return _json(doc)
 
 
@@ -265,14 +265,15 @@ def get_items(request: Request, collection_id: str, conn: Conn,
     query = collections.Query(bbox=bbox, since=since, until=until, equals=_equals(request, c))
     features, matched = collections.items(conn, c, query, limit, offset)
     here = f"{_base(request)}/collections/{c.id}/items"
-    params = dict(request.query_params)
+    params = {k: v for k, v in request.query_params.items() if k != "f"}  # the links name the JSON
     links = [_link(f"{here}?{urlencode(params)}", "self", GEOJSON, "this page"),
              _link(f"{_base(request)}/collections/{c.id}", "collection", "application/json", c.title)]
     if offset + len(features) < matched:
         links.append(_link(f"{here}?{urlencode({**params, 'offset': offset + limit, 'limit': limit})}", "next",
                            GEOJSON, "the next page"))
-    if offset > 0:
-        links.append(_link(f"{here}?{urlencode({**params, 'offset': max(0, offset - limit), 'limit': limit})}",
+    if offset > 0:  # from beyond the end, back to the last page
+        back = max(0, min(offset, matched) - limit)
+        links.append(_link(f"{here}?{urlencode({**params, 'offset': back, 'limit': limit})}",
                            "prev", GEOJSON, "the previous page"))
     head = orjson.dumps({"type": "FeatureCollection", "numberMatched": matched, "numberReturned": len(features),
                          "timeStamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
@@ -281,11 +282,15 @@ def get_items(request: Request, collection_id: str, conn: Conn,
     if html:
         doc = orjson.loads(body)
         base = _base(request)
-        names = c.property_names()
+        names = [n for n in c.property_names() if n != c.key]  # the id has its own column
+        shown = f"features {offset + 1:,}–{offset + len(features):,} of {matched:,}" if features else \
+            f"no features from {offset + 1:,} on ({matched:,} in all)"
+        filters = ", ".join(f"{k}={v}" for k, v in params.items() if k not in ("limit", "offset"))
         return _page(ogc_pages.page(
-            base, f"{c.title}: features {offset + 1 if features else 0}–{offset + len(features)} of {matched:,}",
-            links, [("Collections", f"{base}/collections"), (c.title, f"{base}/collections/{c.id}")],
-            columns=["id", *names], rows=ogc_pages.feature_rows(doc["features"], names, here), geojson=doc))
+            base, f"{c.title}: {shown}", links, [("Collections", f"{base}/collections"),
+                                                  (c.title, f"{base}/collections/{c.id}")],
+            meta=f"selected by {filters}" if filters else "", columns=["id", *names],
+            rows=ogc_pages.feature_rows(doc["features"], names, here), geojson=doc))
     return Response(body, media_type=GEOJSON, headers=PRIVATE)
 
 
