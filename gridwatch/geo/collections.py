@@ -130,11 +130,20 @@ def item(conn: psycopg.Connection, c: Collection, fid: str | int) -> str | None:
 
 
 def extent(conn: psycopg.Connection, c: Collection) -> tuple[BBox | None, tuple[datetime | None, datetime | None]]:
-    """The collection's lon/lat bounding box and time span (None when it is empty)."""
-    time = sql.SQL("min({t}), max({t})").format(t=sql.Identifier(c.time)) if c.time else sql.SQL("NULL, NULL")
-    box, start, end = conn.execute(sql.SQL("SELECT ST_Extent(geom)::box2d::text, {time} FROM {table} WHERE {where}")
-                                   .format(time=time, table=sql.Identifier(c.table), where=sql.SQL(c.where))
-                                   ).fetchone()
+    """The collection's lon/lat bounding box and time span (None when it is empty). The events
+    (alerts, incidents) grow to millions of rows: their box is PostgreSQL's estimate from its
+    statistics (exact only while there are none), and their span comes from the time index."""
+    def over_rows(aggregate: str) -> sql.Composable:
+        return sql.SQL("(SELECT {aggregate} FROM {table} WHERE {where})").format(
+            aggregate=sql.SQL(aggregate), table=sql.Identifier(c.table), where=sql.SQL(c.where))
+
+    box_sql = over_rows("ST_Extent(geom)")
+    if c.time:
+        box_sql = sql.SQL("coalesce(ST_EstimatedExtent('public', {name}, 'geom'), {exact})").format(
+            name=sql.Literal(c.table), exact=box_sql)
+    span = [over_rows(f"{f}({c.time})") if c.time else sql.SQL("NULL") for f in ("min", "max")]
+    box, start, end = conn.execute(sql.SQL("SELECT {box}::box2d::text, {start}, {end}").format(
+        box=box_sql, start=span[0], end=span[1])).fetchone()
     if box is None:
         return None, (start, end)
     (minx, miny), (maxx, maxy) = (map(float, corner.split()) for corner in box[4:-1].split(","))
