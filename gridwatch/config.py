@@ -54,6 +54,10 @@ class ApiSettings(BaseSettings):
     # Requests a second one key may send (a burst of two seconds' worth at once), in each
     # worker; camera ingest keys have their own rate, as one NVR posts for many cameras.
     rate_per_s: float = Field(100.0, gt=0)
+    # The address clients reach the server at, e.g. https://gridwatch.county.example: the links in
+    # /ogc documents are made from it, not from the request's Host header (which the client
+    # writes). Unset: from the request.
+    public_url: str | None = None
     # The boundaries as OGC API Features (/ogc: townships, villages, grids) readable without a key.
     ogc_public_boundaries: bool = False
     ingest_rate_per_s: float = Field(2000.0, gt=0)

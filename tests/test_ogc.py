@@ -268,3 +268,20 @@ def test_a_page_links_its_json_and_pages_back_from_beyond_the_end(client, viewer
     assert "offset=117" in prev and not beyond["features"]
     assert "no features from 5,001 on (127 in all)" in client.get(
         "/ogc/collections/grids/items?f=html&limit=10&offset=5000", headers=viewer).text
+
+
+def test_links_come_from_the_public_url_when_it_is_set(settings, keys):
+    """Found by hostile testing: the links followed whatever Host the client wrote. With
+    GRIDWATCH_PUBLIC_URL set they name the server's own address."""
+    from fastapi.testclient import TestClient
+
+    from gridwatch.api.app import create_app
+    from gridwatch.config import ApiSettings
+
+    app = create_app(settings, ApiSettings(public_url="https://gridwatch.county.example/"))
+    with TestClient(app) as c:
+        body = c.get("/ogc/collections/grids/items?limit=2", headers={**auth(keys["viewer"]), "Host": "evil.example"})
+        hrefs = [link["href"] for link in body.json()["links"]]
+        assert hrefs and all(h.startswith("https://gridwatch.county.example/ogc/") for h in hrefs), hrefs
+        landing = c.get("/ogc", headers={**auth(keys["viewer"]), "Host": "evil.example"}).json()
+        assert all(link["href"].startswith("https://gridwatch.county.example/") for link in landing["links"])

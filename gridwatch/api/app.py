@@ -143,6 +143,7 @@ def create_app(db: DatabaseSettings | None = None, api: ApiSettings | None = Non
 
     app.state.access = dict(access.ACCESS)
     app.state.public_boundaries = api.ogc_public_boundaries
+    app.state.public_url = api.public_url.rstrip("/") if api.public_url else None
     app.state.limits = RateLimits(api.rate_per_s, api.ingest_rate_per_s)
     described = app.openapi
 

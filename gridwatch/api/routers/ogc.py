@@ -53,8 +53,13 @@ def _json(body: dict, media_type: str = "application/json") -> Response:
     return Response(orjson.dumps(body), media_type=media_type, headers=PRIVATE)
 
 
+def _root(request: Request) -> str:
+    """Where clients reach the server: GRIDWATCH_PUBLIC_URL, else what the request says."""
+    return request.app.state.public_url or str(request.base_url).rstrip("/")
+
+
 def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/") + "/ogc"
+    return _root(request) + "/ogc"
 
 
 def _html(request: Request, f: str | None) -> bool:
@@ -91,7 +96,7 @@ def landing(request: Request, f: Format = None) -> Response:
            "as OGC API Features.", "links": [
                       _link(base, "self", "application/json", "this document"),
                       _link(f"{base}/api", "service-desc", OPENAPI, "the API definition"),
-                      _link(str(request.base_url) + "docs", "service-doc", "text/html", "the API documentation"),
+                      _link(_root(request) + "/docs", "service-doc", "text/html", "the API documentation"),
                       _link(f"{base}/conformance", "conformance", "application/json", "conformance classes"),
                       _link(f"{base}/collections", "data", "application/json", "the collections")]}
     if _html(request, f):
