@@ -8,7 +8,6 @@ import html
 import re
 from datetime import datetime
 from functools import lru_cache
-from importlib.resources import files
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -18,7 +17,7 @@ from folium.plugins import HeatMap, HeatMapWithTime
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader
 from markupsafe import Markup
 
-from gridwatch.maps.assets import VENDOR
+from gridwatch.maps.assets import HERE, VENDOR
 from gridwatch.maps.assets import present as assets_present
 
 STATIC = "/maps/static"
@@ -39,8 +38,8 @@ HeatMapWithTime.default_css = [("leaflet.timedimension.control.css",
 
 # Our own scripts and styles (static/) and the pages' templates (templates/).
 APP = "/maps/app"
-APP_DIR = Path(str(files("gridwatch.maps"))) / "static"
-TEMPLATES = Path(str(files("gridwatch.maps"))) / "templates"
+APP_DIR = HERE / "static"
+TEMPLATES = HERE / "templates"
 
 
 @lru_cache
