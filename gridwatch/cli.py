@@ -548,3 +548,44 @@ def video_detect(
     for alert in raised:
         typer.echo(json.dumps(alert))
     say(f"{len(raised)} alert(s)")
+
+
+@command(video_app, "fleet")
+def video_fleet(
+    server: Annotated[str, typer.Option(help="the gridwatch server, e.g. https://gridwatch.county.example")],
+    key: Annotated[str, typer.Option(help="a `video` key (gridwatch keys create --role video)",
+                                     envvar="GRIDWATCH_KEY")],
+    slots: Annotated[int, typer.Option(min=1, max=256, help="how many streams this host runs at most (about ten "
+                                                            "25 frames/s 720p streams per core)")] = 4,
+    name: Annotated[str | None, typer.Option(help="this host's name in the fleet [the machine's host name]")] = None,
+) -> None:
+    """Run detectors for the server's camera streams on this host, sharing them with the other
+    hosts of the fleet. Claims up to --slots streams (leases renewed by heartbeat), runs one
+    detector process per stream, posts their alerts and snapshots under the lease, reopens
+    dropped streams, and gives the leases back on Ctrl-C. A host that stops heartbeating loses
+    its streams to the others once its leases expire."""
+    import logging
+    import re
+    import signal
+    import socket
+
+    from gridwatch.errors import BadInput
+    from gridwatch.video.fleet import Fleet
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    name = name or socket.gethostname()
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", name):
+        raise BadInput(f"--name {name!r}: up to 64 letters, digits and _ . : -")
+    if not server.startswith(("http://", "https://")):
+        raise BadInput(f"--server {server!r}: give the server's http:// or https:// address")
+    stopping = False
+
+    def stop(_signum, _frame) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    say(f"fleet host {name}: up to {slots} stream(s) from {server}; Ctrl-C gives them back")
+    Fleet(server, key, slots, name, progress=say).run(lambda: stopping)
+    say(f"fleet host {name}: stopped")

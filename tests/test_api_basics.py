@@ -76,7 +76,7 @@ def test_bad_role_is_a_cli_error(db_url):
                           text=True, env={"GRIDWATCH_DATABASE_URL": db_url, "PATH": "/usr/bin:/bin"})
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == ["error: role 'boss' is not one of viewer, operator, dispatcher, "
-                                                "admin, ingest, team"]
+                                                "admin, ingest, team, video"]
 
 
 def test_authenticated_requests_are_audited_without_bodies_or_queries(client, keys, db_url):

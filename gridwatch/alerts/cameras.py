@@ -20,7 +20,8 @@ _FEATURE = """json_build_object('type', 'Feature', 'id', c.id,
         'lat', round(ST_Y(c.geom)::numeric, 7), 'heading_deg', c.heading_deg, 'fov_deg', c.fov_deg,
         'range_m', c.range_m, 'grid_code', grid_at(c.geom), 'active', c.active,
         'calibrated', c.homography IS NOT NULL, 'calibration_error_m', c.calibration_error_m,
-        'frame_size', c.frame_size, 'zones', c.zones, 'privacy_masks', c.privacy_masks))"""
+        'frame_size', c.frame_size, 'zones', c.zones, 'privacy_masks', c.privacy_masks,
+        'stream_url', masked_url(c.stream_url)))"""
 _FILTERS = {"grid": "grid_at(c.geom) = %s", "township": "left(grid_at(c.geom), 9) = %s", "active": "c.active = %s"}
 
 
@@ -70,12 +71,12 @@ def create_camera(conn: psycopg.Connection, fields: dict) -> None:
     id is taken, BadInput for a zone of an unknown alert type."""
     sector = view_sector(fields["lon"], fields["lat"], fields["heading_deg"], fields["fov_deg"], fields["range_m"])
     try:
-        conn.execute("INSERT INTO cameras (id, name, county_code, geom, heading_deg, fov_deg, range_m, view, active) "
-                     "VALUES (%s, %s, %s, ST_SetSRID(ST_MakePoint(%s, %s), 4326), %s, %s, %s, "
-                     "ST_GeomFromWKB(%s, 4326), %s)",
+        conn.execute("INSERT INTO cameras (id, name, county_code, geom, heading_deg, fov_deg, range_m, view, active, "
+                     "stream_url) VALUES (%s, %s, %s, ST_SetSRID(ST_MakePoint(%s, %s), 4326), %s, %s, %s, "
+                     "ST_GeomFromWKB(%s, 4326), %s, %s)",
                      [fields["id"], fields["name"], fields.get("county_code"), fields["lon"], fields["lat"],
                       fields["heading_deg"], fields["fov_deg"], fields["range_m"], sector.wkb,
-                      fields.get("active", True)])
+                      fields.get("active", True), fields.get("stream_url") or None])
     except psycopg.errors.UniqueViolation:
         raise Conflict(f"camera {fields['id']!r} exists already; PATCH /cameras/{fields['id']} changes it") from None
     if fields.get("zones") or fields.get("privacy_masks"):
@@ -84,7 +85,8 @@ def create_camera(conn: psycopg.Connection, fields: dict) -> None:
 
 def update_camera(conn: psycopg.Connection, camera_id: str, changes: dict) -> None:
     """Change some fields of a camera; the view sector follows. Moving a calibrated
-    camera drops its calibration, which no longer holds."""
+    camera drops its calibration, which no longer holds. A `stream_url` of "" removes the
+    stream."""
     row = conn.execute("SELECT ST_X(geom), ST_Y(geom), heading_deg, fov_deg, range_m FROM cameras WHERE id = %s "
                        "FOR UPDATE", [camera_id]).fetchone()
     if row is None:
@@ -99,10 +101,12 @@ def update_camera(conn: psycopg.Connection, camera_id: str, changes: dict) -> No
                  "geom = ST_SetSRID(ST_MakePoint(%s, %s), 4326), heading_deg = %s, fov_deg = %s, range_m = %s, "
                  "view = ST_GeomFromWKB(%s, 4326), updated_at = now(), "
                  "homography = CASE WHEN %s THEN NULL ELSE homography END, "
-                 "calibration_error_m = CASE WHEN %s THEN NULL ELSE calibration_error_m END "
+                 "calibration_error_m = CASE WHEN %s THEN NULL ELSE calibration_error_m END, "
+                 "stream_url = CASE WHEN %s THEN %s ELSE stream_url END "
                  "WHERE id = %s",
                  [changes.get("name"), changes.get("active"), merged["lon"], merged["lat"], merged["heading_deg"],
-                  merged["fov_deg"], merged["range_m"], sector.wkb, moved, moved, camera_id])
+                  merged["fov_deg"], merged["range_m"], sector.wkb, moved, moved, "stream_url" in changes,
+                  changes.get("stream_url") or None, camera_id])
 
 
 def set_video(conn: psycopg.Connection, camera_id: str, zones: list[dict] | None,
@@ -125,6 +129,14 @@ def camera_video(conn: psycopg.Connection, camera_id: str) -> dict:
     if row is None:
         raise NotFound(f"no camera {camera_id!r}")
     return {"camera_id": camera_id, "zones": row[0], "privacy_masks": row[1], "frame_size": row[2]}
+
+
+def camera_stream(conn: psycopg.Connection, camera_id: str) -> dict:
+    """The camera's stream URL whole, password and all (for admin and the video fleet)."""
+    row = conn.execute("SELECT stream_url FROM cameras WHERE id = %s", [camera_id]).fetchone()
+    if row is None:
+        raise NotFound(f"no camera {camera_id!r}")
+    return {"camera_id": camera_id, "stream_url": row[0]}
 
 
 def calibrate_camera(conn: psycopg.Connection, camera_id: str, frame_size: tuple[int, int],

@@ -18,7 +18,7 @@ from psycopg_pool import PoolTimeout
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Mount
 
-from gridwatch.api.auth import ROLES, authenticate
+from gridwatch.api.auth import ALL_ROLES, ROLES, authenticate
 from gridwatch.api.errors import refusal, unavailable
 from gridwatch.errors import Forbidden, GridwatchError, TooManyRequests
 from gridwatch.geo.collections import BOUNDARY_COLLECTIONS
@@ -35,6 +35,7 @@ PUBLIC: Rule = frozenset()
 VIEWER, OPERATOR, DISPATCHER, ADMIN = (from_(r) for r in ROLES)
 INGEST: Rule = frozenset({"ingest"})  # a camera or detector: posts alerts and snapshots
 TEAM: Rule = frozenset({"team"})  # one team's phone
+VIDEO: Rule = frozenset({"video"})  # a video fleet host: leases, the streams it holds, their alerts
 
 ACCESS: dict[str, Rule] = {
     # public: health, the API's description, signing in, the pages' static files
@@ -63,7 +64,8 @@ ACCESS: dict[str, Rule] = {
     "GET /cameras/{camera_id}": VIEWER,
     "POST /cameras": ADMIN,
     "PATCH /cameras/{camera_id}": ADMIN,
-    "GET /cameras/{camera_id}/video": VIEWER | INGEST,
+    "GET /cameras/{camera_id}/video": VIEWER | INGEST | VIDEO,
+    "GET /cameras/{camera_id}/stream": ADMIN | VIDEO,
     "DELETE /cameras/{camera_id}": ADMIN,
     "PUT /cameras/{camera_id}/calibration": ADMIN,
     # alerts
@@ -73,7 +75,7 @@ ACCESS: dict[str, Rule] = {
     "GET /alerts/{alert_id}": VIEWER,
     "POST /alerts/{alert_id}/assign": OPERATOR,
     "POST /alerts/{alert_id}/dismiss": OPERATOR,
-    "PUT /alerts/{alert_id}/snapshot": OPERATOR | INGEST,
+    "PUT /alerts/{alert_id}/snapshot": OPERATOR | INGEST | VIDEO,
     "GET /alerts/{alert_id}/snapshot": VIEWER,
     "GET /alert-types": VIEWER,
     "PATCH /alert-types/{type_}": ADMIN,
@@ -97,6 +99,11 @@ ACCESS: dict[str, Rule] = {
     "GET /patrols/{team_id}/assignments": VIEWER | TEAM,
     "POST /patrols/{team_id}/duty": DISPATCHER | TEAM,
     "POST /patrols/{team_id}/positions": OPERATOR | TEAM,
+    # the video fleet
+    "POST /video/leases": VIDEO,
+    "POST /video/leases/release": VIDEO,
+    "POST /video/alerts": VIDEO,
+    "GET /video/fleet": VIEWER,
     # statistics and pages
     "GET /stats/grids": VIEWER,
     "GET /stats/heat": VIEWER,
@@ -172,7 +179,7 @@ def rule_for(entries: list[Entry], method: str, path: str) -> Rule | None:
 
 def allowed(rule: Rule) -> str:
     """The roles of a rule as a person reads them: `operator, dispatcher, admin, ingest`."""
-    return ", ".join(r for r in (*ROLES, "ingest", "team") if r in rule) or "public"
+    return ", ".join(r for r in ALL_ROLES if r in rule) or "public"
 
 
 class Guard:
@@ -233,7 +240,7 @@ def public_boundary(scope) -> bool:
 
 def markdown(access: dict[str, Rule] = ACCESS) -> str:
     """The access table as the README shows it: one row per route, one column per role."""
-    roles = (*ROLES, "ingest", "team")
+    roles = ALL_ROLES
     lines = ["| Route | " + " | ".join(roles) + " | no key |", "|---|" + "---|" * (len(roles) + 1)]
     for key, rule in access.items():
         cells = ["✓" if role in rule or not rule else "" for role in roles] + ["✓" if not rule else ""]
@@ -270,7 +277,7 @@ def describe(doc: dict, access: dict[str, Rule]) -> dict:
                 operation["security"] = []
                 continue
             operation["security"] = [{"bearerKey": []}]
-            operation["x-roles"] = [r for r in (*ROLES, "ingest", "team") if r in rule]
+            operation["x-roles"] = [r for r in ALL_ROLES if r in rule]
             operation["description"] = (operation.get("description", "") + f"\n\nRoles: {allowed(rule)}.").strip()
             responses = operation.setdefault("responses", {})
             responses.setdefault("401", {"description": "no key, or an unknown, revoked or expired one",

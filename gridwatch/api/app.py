@@ -37,6 +37,7 @@ from gridwatch.api.routers import (
     stats,
     tiles,
     types,
+    video,
 )
 from gridwatch.config import ApiSettings, DatabaseSettings, api_settings, database_settings
 from gridwatch.db import database_url, open_pool
@@ -115,7 +116,8 @@ def create_app(db: DatabaseSettings | None = None, api: ApiSettings | None = Non
                               "Send `Authorization: Bearer <key>` on every call but /health and the docs.")
     errors.install(app)
     for router in (health.router, grids.router, cameras.router, alerts.router, incidents.router,
-                   patrols.router, stats.router, types.router, maps.router, admin.router, ogc.router, tiles.router):
+                   patrols.router, stats.router, types.router, maps.router, admin.router, ogc.router, tiles.router,
+                   video.router):
         app.include_router(router)
     if not assets_present():
         log.warning("map assets are missing: pages will say so (install the wheel, or run `make assets`)")

@@ -23,11 +23,12 @@ from gridwatch.errors import BadInput, Forbidden, NotFound, Unauthorized
 
 log = logging.getLogger(__name__)
 
-# Ordered roles: each may do what the ones before it may. Two stand apart: `ingest`
-# (cameras: post alerts and nothing else) and `team` (one team's phone: its own
-# assignments and the actions on them, its own positions and duty, field reports).
+# Ordered roles: each may do what the ones before it may. Three stand apart: `ingest`
+# (cameras: post alerts and nothing else), `team` (one team's phone: its own assignments
+# and the actions on them, its own positions and duty, field reports) and `video` (a video
+# fleet host: it claims camera streams, reads them whole, posts their alerts under its lease).
 ROLES = ("viewer", "operator", "dispatcher", "admin")
-ALL_ROLES = (*ROLES, "ingest", "team")
+ALL_ROLES = (*ROLES, "ingest", "team", "video")
 CACHE_TTL_S = 10.0
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 _PREFIX = "gw_"

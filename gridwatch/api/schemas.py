@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.fields import FieldInfo
 from starlette.responses import JSONResponse
 
+from gridwatch.video.leases import StreamState
+
 GEOJSON = "application/geo+json"
 PROBLEM = "application/problem+json"
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}  # gridwatch.api.access.PROBLEM_SCHEMA
@@ -313,6 +315,8 @@ class CameraProperties(Out):
     frame_size: Annotated[FrameSize | None, Field(description="the calibrated frame size")]
     zones: Zones
     privacy_masks: Masks
+    stream_url: Annotated[str | None, Field(description="the video stream, its password masked as ***; whole "
+                                                        "only from GET /cameras/{id}/stream")]
 
 
 class CameraFeature(Out):
@@ -338,6 +342,11 @@ class CameraVideo(Out):
     zones: Zones
     privacy_masks: Masks
     frame_size: Annotated[FrameSize | None, Field(description="the calibrated frame size, if calibrated")]
+
+
+class CameraStream(Out):
+    camera_id: str
+    stream_url: Annotated[str | None, Field(description="the stream, whole (with its password)")]
 
 
 class CalibrationResult(Out):
@@ -794,6 +803,61 @@ class ResponseGroup(Out):
 class ResponseStats(_Window):
     unit: Literal["minutes after dispatch"]
     groups: list[ResponseGroup]
+
+
+# -- video fleet ----------------------------------------------------------------------------
+
+class Lease(Out):
+    camera_id: str
+    token: Annotated[int, Field(description="the fencing token: send it as Lease-Token with each alert")]
+    stream_url: Annotated[str, Field(description="the stream, whole (with its password)")]
+    zones: Zones
+    privacy_masks: Masks
+    expires_at: Annotated[datetime, Field(description="renew before this, or the lease goes to another host")]
+
+
+class Leases(Out):
+    lease_s: Annotated[float, Field(description="how long a lease lasts without a heartbeat")]
+    heartbeat_s: Annotated[float, Field(description="how often a host should send its heartbeat")]
+    leases: Annotated[list[Lease], Field(description="every lease the host holds now, by camera")]
+
+
+class Released(Out):
+    released: Annotated[list[str], Field(description="the cameras freed (a lease taken over meanwhile is not)")]
+
+
+class FleetHost(Out):
+    name: str
+    slots: int
+    live: Annotated[bool, Field(description="false: no heartbeat within a lease's time; its streams went "
+                                            "to other hosts")]
+    started_at: datetime
+    seen_at: datetime
+    cameras: Annotated[list[str], Field(description="the streams it runs")]
+    fps: Annotated[float, Field(description="frames per second over its streams")]
+
+
+class FleetCamera(Out):
+    camera_id: str
+    name: str
+    state: Annotated[StreamState, Field(description="running; stalled (held, but no frame for 30 s); "
+                                                        "no_detector (no host runs it)")]
+    host: str | None
+    fps: float | None
+    frames: int | None
+    last_frame_at: datetime | None
+    error: str | None
+    claimed_at: datetime | None
+    renewed_at: datetime | None
+    expires_at: datetime | None
+
+
+class Fleet(Out):
+    lease_s: float
+    heartbeat_s: float
+    hosts: Annotated[list[FleetHost], Field(description="hosts seen within a day, by name")]
+    cameras: Annotated[list[FleetCamera], Field(description="every active camera with a stream, by id")]
+    states: Annotated[dict[StreamState, int], Field(description="how many cameras are in each state")]
 
 
 # -- service --------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from gridwatch.maps.vocab import (
 )
 from gridwatch.stats.counts import Window, daily_heat_cells, grid_counts, heat_cells
 from gridwatch.stats.hotspots import hotspots
+from gridwatch.video.leases import FleetSettings, fleet
 
 # The time-lapse draws a frame a day: at most this many.
 FILM_DAYS = timedelta(days=92)
@@ -174,6 +175,7 @@ def command_room(conn: psycopg.Connection, now: datetime, base: Base, me: Princi
                   conn.execute("SELECT type, label, departments FROM alert_types ORDER BY type")],
         "departments": conn.execute("SELECT code, name FROM departments ORDER BY code").fetchall(),
         "live": base.live,
+        "fleet": fleet(conn, FleetSettings()),
         # the stream's event ids are change times in microseconds: start from `now`, before
         # the incidents were read
         "since": int(now.timestamp() * 1_000_000),

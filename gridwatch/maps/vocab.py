@@ -6,6 +6,7 @@ from gridwatch.alerts.deadlines import LEVELS
 from gridwatch.alerts.grouping import OPEN
 from gridwatch.alerts.incidents import ACTIONS, FINISHED, ORIGINS, STATUSES
 from gridwatch.api.auth import ROLES
+from gridwatch.video.leases import StreamState
 
 # An incident's deadline state on the map, most urgent first: (key, colour, legend label).
 DEADLINE_STATES = [("overdue", "#d7301f", "overdue"), ("soon", "#fc8d59", "due within the hour"),
@@ -18,6 +19,9 @@ OPEN_RAMP = [(0, "#ffffff", "none"), (1, "#fee5d9", "1"), (2, "#fcae91", "2-3"),
              (7, "#cb181d", "7 or more")]
 TEAM_COLOURS = {"available": "#2b83ba", "busy": "#7b3294", "off_duty": "#9a9a9a"}
 UNASSIGNED_COLOUR = "#000000"
+# A camera stream of the video fleet: (state, colour, label).
+STREAM_STATES = [(StreamState.RUNNING, "#1a9850", "running"), (StreamState.STALLED, "#fc8d59", "stalled"),
+                 (StreamState.NO_DETECTOR, "#d7301f", "no detector")]
 HOTSPOT_BINS = [(3, "#d7191c", "hot, 99 %"), (2, "#fc8d59", "hot, 95 %"), (1, "#fee090", "hot, 90 %"),
                 (0, "#ffffff", "not significant"), (-1, "#e0f3f8", "cold, 90 %"), (-2, "#91bfdb", "cold, 95 %"),
                 (-3, "#4575b4", "cold, 99 %")]
@@ -55,4 +59,5 @@ def vocab() -> dict:
                      "feedback_given": a.feedback_given}
                     for name, a in ACTIONS.items()],
         "roles": list(ROLES),
+        "stream_states": [{"key": s.value, "colour": c, "label": label} for s, c, label in STREAM_STATES],
     }

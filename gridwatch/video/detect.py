@@ -63,8 +63,12 @@ class DatabaseSink:
 class HttpSink:
     """Alerts to a running server, as a camera would send them."""
 
+    # where alerts go, and what else each one's request carries (the fleet's lease token)
+    alerts_path = "/alerts"
+
     def __init__(self, url: str, key: str) -> None:
         self.http = httpx.Client(base_url=url.rstrip("/"), headers={"Authorization": f"Bearer {key}"}, timeout=30)
+        self.alert_headers = {"Content-Type": "application/json"}
 
     def camera(self, camera_id: str) -> CameraVideo:
         r = self.http.get(f"/cameras/{camera_id}/video")
@@ -75,17 +79,21 @@ class HttpSink:
         return CameraVideo(camera_id, body["zones"], body["privacy_masks"])
 
     def emit(self, alert: AlertIn, jpeg: bytes) -> dict:
-        r = self.http.post("/alerts", content=alert.model_dump_json(exclude_none=True),
-                       headers={"Content-Type": "application/json"})
-        if r.status_code not in (200, 201):
-            raise GridwatchError(f"the server refused an alert ({r.status_code}): {r.text[:300]}")
+        r = self.http.post(self.alerts_path, content=alert.model_dump_json(exclude_none=True),
+                           headers=self.alert_headers)
+        self.refused(r)
         result = r.json()
         if r.status_code == 201:
             s = self.http.put(f"/alerts/{result['alert_id']}/snapshot", content=jpeg,
-                           headers={"Content-Type": "image/jpeg"})
+                              headers={"Content-Type": "image/jpeg"})
             if s.status_code not in (200, 201):
                 log.warning("snapshot of alert %s not stored: %s", result["alert_id"], s.text[:200])
         return result
+
+    def refused(self, r: httpx.Response) -> None:
+        """Raise if the server did not store the alert (nor had it already)."""
+        if r.status_code not in (200, 201):
+            raise GridwatchError(f"the server refused an alert ({r.status_code}): {r.text[:300]}")
 
 
 def is_stream(source: str) -> bool:
@@ -94,40 +102,52 @@ def is_stream(source: str) -> bool:
 
 def detect(source: str, camera_id: str, sink, start: datetime | None = None,
            settings: MotionSettings | None = None, progress: Callable[[str], None] = lambda _m: None,
-           stop: Callable[[], bool] = lambda: False) -> list[dict]:
+           stop: Callable[[], bool] = lambda: False, run_id: str | None = None,
+           on_frame: Callable[[float], None] = lambda _at: None) -> list[dict]:
     """Watch the video until it ends (a file) or `stop()` (a stream); returns the alerts
-    raised. A dropped stream is reopened with growing waits."""
+    raised. A dropped stream is reopened with growing waits. A file given as a file:// URL is
+    a stream too (a looped clip, as tests and demos use): read at its own frame rate and
+    started over at its end. `on_frame(at)` is called for every frame read."""
     camera = sink.camera(camera_id)
     capture = _open(source)
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
     streaming = is_stream(source)
+    # a looped file is read in real time, as a camera would send it
+    paced = streaming and total > 0
     # a file's time is its start plus frame / fps; a stream's is the wall clock
     start = start or datetime.now(UTC)
     detector, raised, frame_no, backoff = None, [], 0, 1.0
     # the same video from the same start gives the same event ids: running it again repeats nothing
-    run_id = f"{hashlib.sha1(source.encode()).hexdigest()[:8]}-{int(start.timestamp())}"
+    run_id = run_id or f"{hashlib.sha1(source.encode()).hexdigest()[:8]}-{int(start.timestamp())}"
+    opened = time.monotonic()
     while not stop():
         ok, frame = capture.read()
         if not ok:
             if not streaming:
                 break
+            capture.release()
+            if paced and frame_no > 0:  # the clip's end: start over
+                capture, opened, frame_no = _open(source, must=False), time.monotonic(), 0
+                continue
             log.warning("%s: the stream dropped; reopening in %.0f s", source, backoff)
             time.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_S)
-            capture.release()
-            capture = _open(source, must=False)
+            capture, opened, frame_no = _open(source, must=False), time.monotonic(), 0
             continue
         backoff = 1.0
+        if paced:
+            time.sleep(max(0.0, opened + frame_no / fps - time.monotonic()))
         if detector is None:
             size = (frame.shape[1], frame.shape[0])
             detector = MotionDetector(size, camera.privacy_masks, camera.zones, settings or MotionSettings())
         at = time.time() if streaming else start.timestamp() + frame_no / fps
+        on_frame(at)
         for found in detector.process(frame, at):
             alert = _alert(camera_id, found, detector.frame_size, run_id)
             raised.append(sink.emit(alert, detector.snapshot(frame, found.box)))
         frame_no += 1
-        if total and frame_no % 500 == 0:
+        if total and not streaming and frame_no % 500 == 0:
             progress(f"{frame_no}/{total} frames, {len(raised)} alert(s)")
     capture.release()
     return raised

@@ -127,13 +127,14 @@ def get_alert(alert_id: int, conn: Conn) -> Response:
             openapi_extra={"requestBody": {"required": True, "content": {"image/jpeg": {"schema": {
                 "type": "string", "format": "binary", "description": "a JPEG of at most 2 MB"}}}}})
 async def put_snapshot(alert_id: int, request: Request, principal: SignedIn) -> Response:
-    """An ingest key may send the snapshots of the alerts it posted, and no others."""
+    """A camera's key (ingest, or a video fleet host) may send the snapshots of the alerts it
+    posted, and no others."""
     body = await request.body()
     snapshots.check_upload(body)
 
     def store() -> None:
         with request.app.state.pool.connection() as conn:
-            masks = snapshots.masks_of(conn, alert_id, principal.key_id if principal.role == "ingest" else None)
+            masks = snapshots.masks_of(conn, alert_id, None if principal.at_least("operator") else principal.key_id)
         jpeg = snapshots.cleaned(body, masks)  # decoding holds no connection
         with request.app.state.pool.connection() as conn:
             snapshots.store(conn, alert_id, jpeg)

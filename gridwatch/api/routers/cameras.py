@@ -1,6 +1,6 @@
 """Cameras: the registry (admin writes) and calibration."""
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
 import orjson
@@ -31,6 +31,12 @@ class ZoneIn(Body):
     polygon: Polygon
 
 
+StreamUrl = Annotated[str, Field(max_length=2000, pattern=r"(?i)^(rtsps?|https?|file)://[!-~]+$",
+                                 description="the camera's video stream for the fleet: rtsp://, http(s):// or "
+                                             "file://, printable ASCII (anything else percent-encoded); it may "
+                                             "hold a password, which answers show as ***")]
+
+
 class CameraIn(Body):
     id: Id
     name: Annotated[str, Field(min_length=1, max_length=200)]
@@ -43,6 +49,7 @@ class CameraIn(Body):
     zones: Annotated[list[ZoneIn], Field(max_length=50)] = []
     privacy_masks: Annotated[list[Polygon], Field(max_length=50, description="blacked out before detection and in "
                                                                              "every snapshot")] = []
+    stream_url: StreamUrl | None = None
 
 
 class CameraPatch(Body):
@@ -56,6 +63,7 @@ class CameraPatch(Body):
     zones: Annotated[list[ZoneIn], Field(max_length=50)] | None = None
     privacy_masks: Annotated[list[Polygon], Field(max_length=50, description="blacked out before detection "
                                                                              "and in every snapshot")] | None = None
+    stream_url: StreamUrl | Literal[""] | None = Field(None, description="the stream; \"\" removes it")
 
 
 class GroundPoint(Body):
@@ -107,6 +115,12 @@ def update_camera(camera_id: str, changes: CameraPatch, conn: Conn, registry: Re
             response_model=schemas.CameraVideo, responses=NO_SUCH)
 def camera_video(camera_id: str, conn: Conn) -> Response:
     return Response(orjson.dumps(cameras.camera_video(conn, camera_id)), media_type="application/json")
+
+
+@router.get("/cameras/{camera_id}/stream", summary="The camera's stream URL whole, password and all",
+            response_model=schemas.CameraStream, responses=NO_SUCH)
+def camera_stream(camera_id: str, conn: Conn) -> Response:
+    return Response(orjson.dumps(cameras.camera_stream(conn, camera_id)), media_type="application/json")
 
 
 @router.delete("/cameras/{camera_id}", response_class=GeoJSONResponse, response_model=schemas.CameraFeature,
