@@ -557,7 +557,8 @@ def video_fleet(
                                      envvar="GRIDWATCH_KEY")],
     slots: Annotated[int, typer.Option(min=1, max=256, help="how many streams this host runs at most (about ten "
                                                             "25 frames/s 720p streams per core)")] = 4,
-    name: Annotated[str | None, typer.Option(help="this host's name in the fleet [the machine's host name]")] = None,
+    name: Annotated[str | None, typer.Option(help="this host's name in the fleet, one per running fleet "
+                                                           "process [the machine's host name]")] = None,
 ) -> None:
     """Run detectors for the server's camera streams on this host, sharing them with the other
     hosts of the fleet. Claims up to --slots streams (leases renewed by heartbeat), runs one
