@@ -4,12 +4,17 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from gridwatch.config import DatabaseSettings, database_settings
-from gridwatch.db.cluster import Cluster
+from gridwatch.db.cluster import Cluster, Replica
 
 
 def embedded_cluster(settings: DatabaseSettings | None = None, progress=None) -> Cluster:
     settings = settings or database_settings()
     return Cluster(settings.home, pg_user=settings.pg_user, progress=progress)
+
+
+def embedded_replica(settings: DatabaseSettings | None = None, progress=None) -> Replica:
+    """The embedded cluster's read replica (`gridwatch db replica start`)."""
+    return Replica(embedded_cluster(settings, progress), progress)
 
 
 def database_url(settings: DatabaseSettings | None = None) -> str:
