@@ -1,0 +1,145 @@
+"""Reads from a streaming replica (GRIDWATCH_READ_DATABASE_URL), writes to the primary.
+
+Maps, statistics and lists read from the replica (`ReadConn` in deps.py); single items,
+everything that writes, and the answer of a write (made in the write's own transaction) use
+the primary. A replica replays the primary's WAL a little later, so a caller who has just
+written could read the world from before its write. To prevent that, after every write
+answered 2xx the primary's WAL position is remembered for the caller's key; that key's
+reads go to the replica only once it has replayed that far (`pg_last_wal_replay_lsn()`,
+asked only while it may still be behind), else to the primary. A key that has not written
+reads the replica as it is.
+
+An unreachable replica sends every read to the primary (logged when it goes and comes
+back). An unreachable primary leaves reads on the replica, even a writer's that the replica
+has not caught up with: slightly old data beats none; writes are refused (503). The
+positions are kept per process: with several workers, a key's next read is protected where
+its write was answered (clients keep their connection to one worker open between requests).
+"""
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg_pool import PoolTimeout
+from starlette.concurrency import run_in_threadpool
+
+from gridwatch.db import WatchedPool
+from gridwatch.errors import Unreachable
+
+log = logging.getLogger(__name__)
+# How long a write's position is kept if the replica never gets there (paused, say); the
+# entry goes as soon as the replica has replayed it.
+KEEP_S = 300.0
+MAX_WRITERS = 10_000
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+# WAL positions as byte offsets, comparable across the primary and its replicas.
+PRIMARY_LSN = "SELECT (pg_current_wal_lsn() - '0/0')::bigint"
+REPLAYED_LSN = "SELECT (pg_last_wal_replay_lsn() - '0/0')::bigint"
+
+
+class Reads:
+    """The primary's and the replica's pools, and what each key last wrote."""
+
+    def __init__(self, primary: WatchedPool, replica: WatchedPool) -> None:
+        self.primary = primary
+        self.replica = replica
+        self.replayed = 0  # the furthest the replica was seen to have replayed (it only moves on)
+        self._written: dict[int, tuple[int, float]] = {}  # key id → (WAL position, keep until)
+        self._lock = threading.Lock()
+
+    def remember_write(self, key_id: int) -> None:
+        """After a write by `key_id` is committed: where the primary's WAL ends now, its
+        commit included. Blocking; a failure only costs this key the guarantee, logged."""
+        try:
+            with self.primary.connection() as conn:
+                lsn = conn.execute(PRIMARY_LSN).fetchone()[0]
+        except (psycopg.Error, PoolTimeout, Unreachable) as exc:
+            log.warning("the WAL position after a write by key %s is unknown (%s): its next reads may come from "
+                        "the replica before it has the write", key_id, exc)
+            return
+        now = time.monotonic()
+        with self._lock:
+            if len(self._written) >= MAX_WRITERS:
+                self._written = {k: v for k, v in self._written.items() if v[1] > now and v[0] > self.replayed}
+            self._written[key_id] = (max(lsn, self._written.get(key_id, (0, 0.0))[0]), now + KEEP_S)
+
+    def written(self, key_id: int) -> int | None:
+        """The WAL position a read by `key_id` must see, while the replica may lack it."""
+        with self._lock:
+            entry = self._written.get(key_id)
+            if entry is None:
+                return None
+            if entry[0] <= self.replayed or entry[1] < time.monotonic():
+                del self._written[key_id]
+                return None
+            return entry[0]
+
+    def _caught_up(self, conn: psycopg.Connection, lsn: int) -> bool:
+        replayed = conn.execute(REPLAYED_LSN).fetchone()[0]
+        if replayed is None:  # not a standby (the read URL names a primary): it holds what it holds
+            return True
+        self.replayed = max(self.replayed, replayed)
+        return replayed >= lsn
+
+    @contextmanager
+    def replica_connection(self, key_id: int | None) -> Iterator[psycopg.Connection | None]:
+        """A replica connection in autocommit for a read by `key_id`; None when the read
+        must go to the primary: the replica is unreachable, or it has not replayed the key's
+        last write while the primary is up."""
+        lsn = self.written(key_id) if key_id is not None else None
+        serving = False
+        try:
+            with self.replica.connection() as conn:
+                conn.autocommit = True
+                try:
+                    if lsn is None or self.primary.down_since is not None or self._caught_up(conn, lsn):
+                        serving = True
+                        yield conn
+                        return
+                finally:
+                    if not (conn.closed or conn.broken):
+                        conn.autocommit = False  # as every other user of the pool expects it
+        except (Unreachable, psycopg.OperationalError, PoolTimeout) as exc:
+            if serving:
+                raise
+            log.info("a read goes to the primary: the replica is not there (%s)", exc)
+        yield None
+
+    @contextmanager
+    def reading(self, primary: WatchedPool, key_id: int | None) -> Iterator[psycopg.Connection]:
+        """A connection for a read by `key_id`, from the replica when it may serve it, else
+        from `primary` (in a transaction, as that pool hands it out)."""
+        if not self.replica.down:
+            with self.replica_connection(key_id) as conn:
+                if conn is not None:
+                    yield conn
+                    return
+        with primary.connection() as conn:
+            yield conn
+
+
+class ReadYourWrites:
+    """ASGI middleware: after a write by a key is answered 2xx, and before the answer leaves,
+    remember the primary's WAL position for the key (`Reads.remember_write`). A refused
+    write (4xx) changed nothing: its transaction rolled back. Camera keys (`ingest`) never
+    read maps or lists, so their alerts cost no extra query."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        reads: Reads | None = getattr(scope["app"].state, "reads", None) if scope["type"] == "http" else None
+        if reads is None or scope["method"] in SAFE_METHODS:
+            return await self.app(scope, receive, send)
+
+        async def remember(message):
+            if message["type"] == "http.response.start" and 200 <= message["status"] < 300:
+                principal = scope.get("state", {}).get("principal")
+                if principal is not None and principal.role != "ingest":
+                    await run_in_threadpool(reads.remember_write, principal.key_id)
+            await send(message)
+
+        await self.app(scope, receive, remember)
