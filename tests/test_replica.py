@@ -130,6 +130,33 @@ def test_a_writer_reads_its_write_while_the_replica_lags(db_url, replica_url, ke
         server.stop()
 
 
+def test_with_two_workers_the_cookie_carries_the_write_to_the_other(db_url, replica_url, keys):
+    """Each worker remembers the writes it answered; the answer's cookie tells the other
+    worker, so a client keeping cookies reads its write wherever its next request lands
+    (each read here on a new connection, which either worker may take)."""
+    server = Server(db_url, workers=2, env={"GRIDWATCH_READ_DATABASE_URL": replica_url}).start()
+    fresh = httpx.Limits(max_keepalive_connections=0)
+    try:
+        with psycopg.connect(replica_url, autocommit=True) as standby, \
+                httpx.Client(base_url=server.url, headers=auth(keys["dispatcher"]), limits=fresh) as writer:
+            standby.execute("SELECT pg_wal_replay_pause()")
+            try:
+                wait_for(lambda: standby.execute("SELECT pg_get_wal_replay_pause_state()").fetchone()[0] == "paused",
+                         what="the replay's pause")
+                r = writer.post("/incidents", json=IN_A_GRID)
+                assert r.status_code == 201 and "gridwatch_wrote=" in r.headers["set-cookie"], r.headers
+                incident = r.json()["id"]
+                for _ in range(8):
+                    r = writer.get("/incidents", params={"limit": 1000})
+                    assert incident in {f["id"] for f in r.json()["features"]}
+                r = httpx.get(server.url + "/incidents", params={"limit": 1000}, headers=auth(keys["viewer"]))
+                assert incident not in {f["id"] for f in r.json()["features"]}
+            finally:
+                standby.execute("SELECT pg_wal_replay_resume()")
+    finally:
+        server.stop()
+
+
 def test_a_stopped_replica_sends_reads_to_the_primary(db_url, replica_url, keys):
     server = Server(db_url, env={"GRIDWATCH_READ_DATABASE_URL": replica_url}).start()
     try:

@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from gridwatch.alerts import registry
 from gridwatch.api.auth import Principal, signed_in
-from gridwatch.api.reads import Reads
+from gridwatch.api.reads import Reads, must_see
 from gridwatch.errors import Busy
 from gridwatch.geo.grid_index import GridIndex
 
@@ -24,8 +24,8 @@ POOL_WAIT_S = 2.0
 
 
 async def db(request: Request) -> AsyncIterator[psycopg.Connection]:
-    """A pooled connection to the primary for the request; committed on success, rolled back
-    on error.
+    """A pooled connection to the primary for the request; committed on success (before the
+    answer is sent: `Conn`), rolled back on error.
 
     A request first waits for one of the pool's places without holding a thread: were it to
     wait in a worker thread, a burst of requests would take every thread while the requests
@@ -44,9 +44,7 @@ async def read_db(request: Request) -> AsyncIterator[psycopg.Connection]:
     its own (see reads.py)."""
     reads: Reads | None = request.app.state.reads
     if reads is not None and not reads.replica.down:
-        principal: Principal | None = getattr(request.state, "principal", None)
-        async with _gated(request.app.state.replica_gate,
-                          reads.replica_connection(principal.key_id if principal else None)) as conn:
+        async with _gated(request.app.state.replica_gate, reads.replica_connection(must_see(request))) as conn:
             if conn is not None:
                 yield conn
                 return
@@ -90,9 +88,11 @@ def camera_registry(request: Request) -> registry.Registry:
     return request.app.state.registry
 
 
-Conn = Annotated[psycopg.Connection, Depends(db)]
+# scope="function": the connection is committed and handed back before the answer is sent, so
+# a write is answered only once it is durable, and a commit that fails is the answer
+Conn = Annotated[psycopg.Connection, Depends(db, scope="function")]
 # maps, statistics and lists: the read replica when there is one (reads.py)
-ReadConn = Annotated[psycopg.Connection, Depends(read_db)]
+ReadConn = Annotated[psycopg.Connection, Depends(read_db, scope="function")]
 SignedIn = Annotated[Principal, Depends(signed_in)]
 Grids = Annotated[GridIndex, Depends(grid_index)]
 Registry = Annotated[registry.Registry, Depends(camera_registry)]

@@ -11,6 +11,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from gridwatch.api.deps import Grids, SignedIn
 from gridwatch.api.errors import page_visit
+from gridwatch.api.reads import must_see
 from gridwatch.api.schemas import COMMON, HTML, PROBLEM, PROBLEM_REF, SIGN_IN_FIRST, problems
 from gridwatch.config import api_settings
 from gridwatch.errors import BadInput, Forbidden, Unauthorized
@@ -99,10 +100,10 @@ async def _page(request: Request, build, replica: bool = False) -> HTMLResponse:
     phone) are not: their stream resumes from the time the page was read, and the changes
     a lagging replica lacks at that time would never be shown."""
     reads = request.app.state.reads
-    principal = getattr(request.state, "principal", None)
+    lsn = must_see(request)
 
     def run() -> str | tuple[str, int]:
-        with (reads.reading(request.app.state.pool, principal and principal.key_id) if replica and reads
+        with (reads.reading(request.app.state.pool, lsn) if replica and reads
               else request.app.state.pool.connection()) as conn:
             return build(conn)
 
