@@ -18,6 +18,7 @@ import psycopg
 import pytest
 from conftest import Server, auth
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from test_api_contract import conforms
 from test_cluster import gw
 
 from gridwatch.api.auth import create_key
@@ -83,7 +84,9 @@ def test_maps_and_statistics_read_from_the_replica(db_url, replica_url, keys):
         for path in ("/stats/heat", "/maps/heatmap", "/alerts?limit=5"):
             r = httpx.get(server.url + path, headers=auth(keys["viewer"]), timeout=30)
             assert r.status_code == 200, (path, r.text)
-        health = httpx.get(server.url + "/health").json()
+        r = httpx.get(server.url + "/health")
+        conforms(httpx.get(server.url + "/openapi.json").json(), "GET", "/health", r)
+        health = r.json()
         assert health["status"] == "ok" and health["replica"]["status"] == "ok", health
         assert health["replica"]["lag_bytes"] >= 0 and health["replica"]["lag_s"] >= 0
     finally:
@@ -165,7 +168,9 @@ def test_a_stopped_replica_sends_reads_to_the_primary(db_url, replica_url, keys)
         for path in ("/stats/grids", "/incidents", "/maps/heatmap", "/tiles/grids/10/799/398.mvt"):
             r = httpx.get(server.url + path, headers=auth(keys["viewer"]), timeout=30)
             assert r.status_code == 200, (path, r.text)
-        health = httpx.get(server.url + "/health").json()
+        r = httpx.get(server.url + "/health")
+        conforms(httpx.get(server.url + "/openapi.json").json(), "GET", "/health", r)
+        health = r.json()
         assert health["status"] == "degraded" and health["db"] == "ok", health
         assert health["replica"]["status"].startswith("unavailable"), health
 
@@ -205,9 +210,11 @@ def test_with_the_primary_stopped_reads_answer_and_writes_are_503(home):
     try:
         r = httpx.patch(server.url + "/alert-types/fire_smoke", json={"auto_dispatch": True}, headers=auth(admin))
         assert r.status_code == 200, r.text
+        doc = httpx.get(server.url + "/openapi.json").json()
         assert gw(home, "db", "stop").returncode == 0
 
         r = httpx.patch(server.url + "/alert-types/fire_smoke", json={"auto_dispatch": False}, headers=auth(admin))
+        conforms(doc, "PATCH", "/alert-types/{type_}", r)
         assert r.status_code == 503 and r.headers["content-type"] == "application/problem+json", r.text
         assert r.headers["retry-after"] and "cannot be reached" in r.json()["detail"]
         assert "read replica" in r.json()["detail"], r.json()
@@ -224,6 +231,7 @@ def test_with_the_primary_stopped_reads_answer_and_writes_are_503(home):
         r = httpx.post(server.url + "/incidents", json=IN_A_GRID, headers=auth(admin))
         assert r.status_code == 503 and time.monotonic() - started_at < 1.5, r.text
         health = httpx.get(server.url + "/health")
+        conforms(doc, "GET", "/health", health)
         assert health.status_code == 200 and health.json()["status"] == "degraded", health.text
         assert health.json()["db"].startswith("unavailable") and health.json()["replica"]["status"] == "ok"
     finally:
