@@ -120,8 +120,11 @@ def _open(conn: psycopg.Connection) -> None:
     """The pool's check of a connection before handing it out, without a round trip: an idle
     connection has nothing to read unless its server closed it (shut down, or the session
     was ended). Such a one is closed, and the pool takes another, so that a request does not
-    fail on a connection that died while it sat in the pool."""
-    if select.select([conn.fileno()], [], [], 0)[0]:
+    fail on a connection that died while it sat in the pool. (poll, not select: a busy
+    server's descriptors pass select's limit of 1024.)"""
+    waiting = select.poll()
+    waiting.register(conn.fileno(), select.POLLIN)
+    if waiting.poll(0):
         conn.close()
         raise psycopg.OperationalError("the server closed this pooled connection")
 
