@@ -74,5 +74,6 @@ bench: system venv assets db
 	bench/soak.sh
 
 clean:
+	-$(BIN)/gridwatch db replica stop
 	-$(BIN)/gridwatch db stop
 	rm -rf $(VENV) var build wheelhouse

@@ -109,11 +109,12 @@ def db_status() -> None:
 
 
 @command(db_app, "url")
-def db_url() -> None:
+def db_url(replica: Annotated[bool, typer.Option("--replica", help="the read replica's URL instead "
+                                                                 "(`gridwatch db replica start`)")] = False) -> None:
     """Print the database URL (for psql, QGIS or GDAL)."""
-    from gridwatch.db import database_url
+    from gridwatch.db import database_url, embedded_replica
 
-    typer.echo(database_url())
+    typer.echo(_replica_of_embedded(embedded_replica).url() if replica else database_url())
 
 
 @command(db_app, "migrate")
@@ -126,6 +127,51 @@ def db_migrate() -> None:
         applied = migrate(conn, progress=say)
     say(f"{len(applied)} migration(s) applied" if applied else "database is up to date")
 
+
+replica_app = typer.Typer(help="A streaming read replica of the embedded cluster, for tests and demos: serve with "
+                               "GRIDWATCH_READ_DATABASE_URL set to its URL.", no_args_is_help=True)
+db_app.add_typer(replica_app, name="replica")
+
+
+def _replica_of_embedded(make):
+    """The embedded cluster's replica; with GRIDWATCH_DATABASE_URL there is none to manage."""
+    from gridwatch.config import database_settings
+    from gridwatch.errors import BadInput
+
+    if database_settings().database_url:
+        raise BadInput("GRIDWATCH_DATABASE_URL is set: `gridwatch db replica` copies gridwatch's embedded cluster "
+                       "only; make a replica of that server with its own tools and set GRIDWATCH_READ_DATABASE_URL")
+    return make(progress=say)
+
+
+@command(replica_app, "start")
+def replica_start(fresh: Annotated[bool, typer.Option("--fresh", help="discard the copy `stop` kept and copy "
+                                                                      "the cluster again")] = False) -> None:
+    """Copy the running embedded cluster (pg_basebackup -R) and run the copy as a streaming replica on
+    another loopback port; prints its URL. A stopped replica is started again from its copy, which
+    catches up by streaming."""
+    from gridwatch.db import embedded_replica
+
+    url = _replica_of_embedded(embedded_replica).start(fresh=fresh)
+    say(f"the read replica is streaming; serve with GRIDWATCH_READ_DATABASE_URL='{url}'")
+    typer.echo(url)
+
+
+@command(replica_app, "stop")
+def replica_stop() -> None:
+    """Stop the read replica (fast shutdown); its copy is kept for the next `start`."""
+    from gridwatch.db import embedded_replica
+
+    if not _replica_of_embedded(embedded_replica).stop():
+        say("the read replica was not running")
+
+
+@command(replica_app, "status")
+def replica_status() -> None:
+    """Print where the read replica is, whether it runs and whether it streams from the primary, as JSON."""
+    from gridwatch.db import embedded_replica
+
+    typer.echo(json.dumps(_replica_of_embedded(embedded_replica).status(), indent=2))
 
 
 # -- grids --------------------------------------------------------------------------------

@@ -17,6 +17,9 @@ class DatabaseSettings(BaseSettings):
 
     # None: run gridwatch's own cluster in `home`.
     database_url: str | None = None
+    # A streaming replica for maps, statistics and lists (`gridwatch db replica start` makes one
+    # of the embedded cluster); None: every read goes to the database above.
+    read_database_url: str | None = None
     home: Path = Path("var")
     statement_timeout_ms: int = Field(5_000, ge=100)
     pool_min: int = Field(2, ge=1)

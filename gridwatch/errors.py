@@ -91,3 +91,10 @@ class Busy(Unavailable):
     """Every database connection is in use: the server is busy, not down; retry shortly."""
 
     title = "Busy"
+
+
+class Unreachable(Unavailable):
+    """A database server cannot be reached at all (not merely busy); the detail says what still
+    works meanwhile."""
+
+    title = "Database unreachable"

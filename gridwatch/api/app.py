@@ -24,6 +24,7 @@ from gridwatch.api.ingest_queue import IngestQueue
 from gridwatch.api.limits import RateLimits
 from gridwatch.api.live import LiveFeed
 from gridwatch.api.middleware import BodyLimit, PlainText
+from gridwatch.api.reads import Reads, ReadYourWrites
 from gridwatch.api.routers import (
     admin,
     alerts,
@@ -82,9 +83,18 @@ def create_app(db: DatabaseSettings | None = None, api: ApiSettings | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         url = database_url(db)
-        app.state.pool = open_pool(url, db)
+        replica = None
+        if db.read_database_url:
+            replica = open_pool(db.read_database_url, db, name="replica",
+                                down_detail="the read replica cannot be reached; reads go to the primary")
+        app.state.pool = open_pool(url, db, down_detail=(
+            "the database cannot be reached, so nothing can be stored or changed now" +
+            ("; maps, statistics and lists are still read from the read replica" if replica else "") +
+            "; retry shortly"))
         app.state.db_gate = asyncio.Semaphore(db.pool_max)  # requests waiting for a connection: deps.db
-        app.state.keys = KeyStore(app.state.pool)
+        app.state.reads = Reads(app.state.pool, replica) if replica else None
+        app.state.replica_gate = asyncio.Semaphore(db.pool_max)  # the same for the replica: deps.read_db
+        app.state.keys = KeyStore(app.state.pool, fallback=replica)
         app.state.audit = AuditLog(app.state.pool)
         app.state.audit.start()
         changes = Changes(url, poll_s=api.boundary_poll_s)
@@ -110,6 +120,8 @@ def create_app(db: DatabaseSettings | None = None, api: ApiSettings | None = Non
             changes.stop()
             app.state.audit.stop()
             app.state.pool.close()
+            if replica is not None:
+                replica.close()
 
     app = FastAPI(title="gridwatch", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Governance grids on a map; camera alerts routed to the teams that act on them. "
@@ -155,9 +167,11 @@ def create_app(db: DatabaseSettings | None = None, api: ApiSettings | None = Non
         return app.openapi_schema
 
     app.openapi = openapi
-    # outermost last: the body limit, the audit row, the key and its rule, then plain text
+    # outermost last: the body limit, the audit row, the key and its rule, what a key wrote (reads.py), then
+    # plain text
     # (after the key, so that what a signed-in caller tried is audited, escaped)
     app.add_middleware(PlainText)
+    app.add_middleware(ReadYourWrites)  # inside the key check: it knows who wrote
     app.add_middleware(access.Guard)
     app.add_middleware(Audit)
     app.add_middleware(BodyLimit, max_bytes=api.max_body_bytes)

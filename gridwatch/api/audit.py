@@ -21,6 +21,7 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from gridwatch.api.auth import Principal
+from gridwatch.errors import Unreachable
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ class AuditLog:
             return
         try:
             self._write(rows + note)
-        except (psycopg.OperationalError, PoolTimeout) as exc:  # the database is away: the rows wait
+        except (psycopg.OperationalError, PoolTimeout, Unreachable) as exc:  # the database is away: the rows wait
             if self.failing_since is None:
                 self.failing_since = time.monotonic()
                 log.warning("audit log cannot be written (%s); %d rows wait", exc, len(rows))

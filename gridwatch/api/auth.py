@@ -19,7 +19,7 @@ from fastapi import Request
 from psycopg_pool import ConnectionPool
 from starlette.concurrency import run_in_threadpool
 
-from gridwatch.errors import BadInput, Forbidden, NotFound, Unauthorized
+from gridwatch.errors import BadInput, Forbidden, NotFound, Unauthorized, Unreachable
 
 log = logging.getLogger(__name__)
 
@@ -121,10 +121,16 @@ def key_valid(conn: psycopg.Connection, key: str) -> bool:
 
 class KeyStore:
     """Verifies bearer keys against the database, with a short cache; a revocation (announced
-    by the database, see `forget_revoked`) takes effect at once."""
+    by the database, see `forget_revoked`) takes effect at once.
 
-    def __init__(self, pool: ConnectionPool) -> None:
+    Keys are read from the primary, which knows a key the moment it is made. While the
+    primary cannot be reached they are read from `fallback` (the read replica), or every
+    request would fail, reads too; an unknown key is then not cached, as it may have been
+    made just before the primary went and not have reached the replica."""
+
+    def __init__(self, pool: ConnectionPool, fallback: ConnectionPool | None = None) -> None:
         self.pool = pool
+        self.fallback = fallback
         self._cache: dict[bytes, tuple[Principal | None, float]] = {}
         self.revoked: frozenset[int] = frozenset()
 
@@ -147,10 +153,14 @@ class KeyStore:
         """Look the key up in the database (blocking) and cache the answer."""
         digest = _hash(key)
         now = time.monotonic()
-        with self.pool.connection() as conn:
-            row = conn.execute("SELECT id, name, role, team_id, expires_at FROM api_keys "
-                               "WHERE key_hash = %s AND revoked_at IS NULL", [digest]).fetchone()
-        principal = Principal(*row) if row else None
+        try:
+            principal = _lookup(self.pool, digest)
+        except Unreachable:
+            if self.fallback is None:
+                raise
+            principal = _lookup(self.fallback, digest)
+            if principal is None:
+                return None
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[digest] = (principal, now + CACHE_TTL_S)
@@ -167,6 +177,13 @@ class KeyStore:
             raise Unauthorized(f"API key {principal.name!r} expired at {principal.expires_at.isoformat()}; "
                                f"ask an admin for a new one (`gridwatch keys create`)")
         return principal
+
+
+def _lookup(pool: ConnectionPool, digest: bytes) -> Principal | None:
+    with pool.connection() as conn:
+        row = conn.execute("SELECT id, name, role, team_id, expires_at FROM api_keys "
+                           "WHERE key_hash = %s AND revoked_at IS NULL", [digest]).fetchone()
+    return Principal(*row) if row else None
 
 
 async def authenticate(request: Request) -> Principal:

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from gridwatch.alerts.ingest import AlertResult, ingest
 from gridwatch.alerts.model import AlertIn
 from gridwatch.alerts.registry import Registry
-from gridwatch.errors import BadInput
+from gridwatch.errors import BadInput, Unreachable
 from gridwatch.geo.grid_index import LiveIndex
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ class IngestQueue:
                     loop.call_soon_threadsafe(_fail, futures[i], error)
                 todo = [i for i in todo if i not in bad]
                 continue
-            except (psycopg.OperationalError, PoolTimeout):
+            except (psycopg.OperationalError, PoolTimeout, Unreachable):
                 raise  # the database is down: every alert hears it
             except Exception:
                 if len(alerts) == 1:

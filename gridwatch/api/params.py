@@ -4,12 +4,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
-import psycopg
 from fastapi import Depends, Query
 from pydantic import AwareDatetime
 
 from gridwatch.alerts.types import known_type
-from gridwatch.api.deps import db
+from gridwatch.api.deps import ReadConn
 from gridwatch.errors import BadInput
 from gridwatch.geo.boundaries import known_township
 from gridwatch.stats.counts import Window, bounded
@@ -86,13 +85,13 @@ def window_query(
     return TimeWindow(since, until)
 
 
-def type_query(conn: Annotated[psycopg.Connection, Depends(db)],
+def type_query(conn: ReadConn,
                type: Annotated[str | None, Query(description="alert type, e.g. fire_smoke")] = None) -> str | None:
     """The alert type filter, refused if no such type (rather than an empty answer)."""
     return known_type(conn, type)
 
 
-def stats_window(conn: Annotated[psycopg.Connection, Depends(db)],
+def stats_window(conn: ReadConn,
                  time: Annotated[TimeWindow, Depends(window_query)],
                  type: Annotated[str | None, Depends(type_query)] = None,
                  township: Annotated[str | None, Query(description="township code")] = None) -> Window:

@@ -862,8 +862,18 @@ class Fleet(Out):
 
 # -- service --------------------------------------------------------------------------------
 
+class ReplicaHealth(Out):
+    status: Annotated[str, Field(description="ok, or unavailable: and the error's kind (reads then go to the "
+                                             "primary)")]
+    lag_s: float = sometimes("while the replica has WAL yet to replay: how long ago the primary committed the last "
+                             "transaction it has replayed; 0 when it has replayed everything (left out while the "
+                             "primary is down)")
+    lag_bytes: int = sometimes("bytes of WAL the replica has yet to replay (left out while the primary is down)")
+
+
 class Health(Out):
-    status: Literal["ok", "unavailable"]
+    status: Annotated[Literal["ok", "degraded", "unavailable"], Field(
+        description="degraded: answering, but the primary or the read replica is down (see db and replica)")]
     version: Annotated[str, Field(description="the gridwatch version this server runs")]
     assets: Annotated[Literal["ok", "missing"], Field(description="missing: the map pages' scripts and styles "
                                                                    "are not installed, so pages draw no map")]
@@ -874,6 +884,7 @@ class Health(Out):
     audit: Annotated[Literal["ok", "behind"], Field(description="behind: audit rows wait to be written")]
     audit_waiting: int
     audit_lost: int = sometimes("audit rows let go since the start (only when some were)")
+    replica: ReplicaHealth = sometimes("the read replica (only with GRIDWATCH_READ_DATABASE_URL set)")
 
 
 class AuditRow(Out):

@@ -15,6 +15,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -96,6 +97,8 @@ def check_postgis(bindir: Path) -> None:
 class Cluster:
     """gridwatch's own cluster under `home`; every method is safe to call again."""
 
+    what = "PostgreSQL"  # how progress and errors name this server
+
     def __init__(self, home: Path, pg_user: str = "postgres", progress: Progress | None = None) -> None:
         self.home = home.resolve()
         self.state_file = self.home / "cluster.json"
@@ -165,20 +168,23 @@ class Cluster:
         if state is None or not (Path(state.data_dir) / "PG_VERSION").exists():
             state = self._init(bindir)
         if self.pid() is None:
-            self._remove_stale_locks(state)
-            if not _port_free(state.port):
-                state.port = _free_port()
-                self._save(state)
-            self.progress(f"starting PostgreSQL on 127.0.0.1:{state.port} (data in {state.data_dir})")
-            sock = state.socket_dir or ""
-            log = Path(state.data_dir) / "server.log"
-            result = self._run(state, [str(bindir / "pg_ctl"), "start", "-w", "-t", "120", "-D", state.data_dir,
-                                       "-l", str(log), "-o", f"-p {state.port} -k '{sock}'"])
-            if result.returncode != 0:
-                tail = _tail(log)
-                raise ClusterError(f"PostgreSQL did not start (see {log}): {tail}")
+            self._start_server(bindir, state)
         self._create_database()
         return self.url()
+
+    def _start_server(self, bindir: Path, state: ClusterState) -> None:
+        self._remove_stale_locks(state)
+        if not _port_free(state.port):
+            state.port = _free_port()
+            self._save(state)
+        self.progress(f"starting {self.what} on 127.0.0.1:{state.port} (data in {state.data_dir})")
+        sock = state.socket_dir or ""
+        log = Path(state.data_dir) / "server.log"
+        result = self._run(state, [str(bindir / "pg_ctl"), "start", "-w", "-t", "120", "-D", state.data_dir,
+                                   "-l", str(log), "-o", f"-p {state.port} -k '{sock}'"])
+        if result.returncode != 0:
+            tail = _tail(log)
+            raise ClusterError(f"{self.what} did not start (see {log}): {tail}")
 
     def stop(self) -> bool:
         """Stop the cluster (fast shutdown); returns False if it was not running."""
@@ -187,11 +193,11 @@ class Cluster:
             if state:
                 self._remove_stale_locks(state)
             return False
-        self.progress("stopping PostgreSQL")
+        self.progress(f"stopping {self.what}")
         result = self._run(state, [str(pg_bindir() / "pg_ctl"), "stop", "-w", "-t", "60", "-m", "fast",
                                    "-D", state.data_dir])
         if result.returncode != 0:
-            raise ClusterError(f"PostgreSQL did not stop: {result.stderr.strip() or result.stdout.strip()}")
+            raise ClusterError(f"{self.what} did not stop: {result.stderr.strip() or result.stdout.strip()}")
         return True
 
     def _init(self, bindir: Path) -> ClusterState:
@@ -256,13 +262,104 @@ class Cluster:
                 self.progress(f"creating database {DB_NAME}")
                 conn.execute(f"CREATE DATABASE {DB_NAME}")
 
-    def _run(self, state: ClusterState, cmd: list[str]) -> subprocess.CompletedProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    def _run(self, state: ClusterState, cmd: list[str], env: dict[str, str] | None = None
+             ) -> subprocess.CompletedProcess:
+        """`cmd` as the account that runs the cluster, with no PG* variable of ours but `env`."""
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("PG")}, **(env or {})}
         env.update(LANG="C.UTF-8", LC_ALL="C.UTF-8")
         kwargs: dict = {}
         if state.run_user is not None:
             kwargs = {"user": state.run_user, "group": pwd.getpwnam(state.run_user).pw_gid, "extra_groups": []}
         return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=state.data_dir, **kwargs)
+
+
+class Replica(Cluster):
+    """A streaming read replica of the embedded cluster, for tests and demos.
+
+    A copy made by `pg_basebackup -R` (which writes standby.signal and the connection to
+    the primary), beside the primary's data folder and run by the same account, on its own
+    loopback port and socket; `replica.json` in the home says where. The primary's pg_hba
+    (initdb: local trust, host scram-sha-256) already admits replication: over the socket
+    without a password, over TCP with the cluster's password."""
+
+    what = "the read replica"
+
+    def __init__(self, primary: Cluster, progress: Progress | None = None) -> None:
+        super().__init__(primary.home, pg_user=primary.pg_user, progress=progress or primary.progress)
+        self.primary = primary
+        self.state_file = self.home / "replica.json"
+
+    def url(self, dbname: str = DB_NAME) -> str:
+        if self.state() is None:
+            raise ClusterError(f"no read replica in {self.home}: run `gridwatch db replica start`")
+        return super().url(dbname)
+
+    def status(self) -> dict:
+        """As the primary's status, and whether the replica streams from it."""
+        status = super().status()
+        status["streaming"] = self._receiver() == "streaming" if status["running"] else False
+        return status
+
+    def start(self, fresh: bool = False) -> str:
+        """Copy the running primary on first use (or with `fresh`, again), start the copy if
+        stopped, wait until it streams; returns its URL."""
+        bindir = pg_bindir()
+        primary = self.primary.state()
+        if primary is None or self.primary.pid() is None:
+            raise ClusterError(f"the embedded PostgreSQL in {self.home} is not running, so there is nothing to "
+                               f"copy: run `gridwatch db start` first")
+        state = self.state()
+        if state is not None and fresh:
+            self.stop()
+            state = None
+        if state is None or not (Path(state.data_dir) / "PG_VERSION").exists():
+            state = self._copy(bindir, primary)
+        if self.pid() is None:
+            self._start_server(bindir, state)
+        self._wait_streaming(Path(state.data_dir) / "server.log")
+        return self.url()
+
+    def _copy(self, bindir: Path, primary: ClusterState) -> ClusterState:
+        data_dir = Path(primary.data_dir).parent / "replica"
+        if data_dir.exists():
+            shutil.rmtree(data_dir)
+        data_dir.mkdir(parents=True, mode=0o700)
+        if primary.run_user is not None:
+            shutil.chown(data_dir, primary.run_user, primary.run_user)
+        state = ClusterState(data_dir=str(data_dir), port=_free_port(), password=primary.password,
+                             run_user=primary.run_user)
+        # Over TCP the password is needed, and -R writes it into the replica's primary_conninfo.
+        env = {} if primary.socket_dir else {"PGPASSWORD": primary.password}
+        self.progress(f"copying the embedded cluster into {data_dir} (pg_basebackup)")
+        result = self._run(state, [str(bindir / "pg_basebackup"), "-D", str(data_dir), "-R", "-X", "stream",
+                                   "-c", "fast", "-h", primary.socket_dir or "127.0.0.1", "-p", str(primary.port),
+                                   "-U", DB_USER, "-w"], env)
+        if result.returncode != 0:
+            shutil.rmtree(data_dir, ignore_errors=True)
+            raise ClusterError(f"pg_basebackup failed: {(result.stderr or result.stdout).strip()[-500:]}")
+        # the primary's log and socket lock, copied with the rest
+        for copied in [data_dir / "server.log", *data_dir.glob(".s.PGSQL.*")]:
+            copied.unlink(missing_ok=True)
+        self._save(state)
+        return state
+
+    def _receiver(self) -> str | None:
+        """The WAL receiver's status (`streaming` once it follows the primary), None if none."""
+        import psycopg
+
+        with psycopg.connect(self.url("postgres"), autocommit=True, connect_timeout=5) as conn:
+            row = conn.execute("SELECT status FROM pg_stat_wal_receiver").fetchone()
+        return row[0] if row else None
+
+    def _wait_streaming(self, log: Path, timeout_s: float = 30.0) -> None:
+        """A copy that runs is a replica only once it streams: one of a cluster since made
+        anew, or too old for the WAL the primary still keeps, starts but never streams."""
+        deadline = time.monotonic() + timeout_s
+        while self._receiver() != "streaming":
+            if time.monotonic() > deadline:
+                raise ClusterError(f"the read replica runs but does not stream from the primary (see {log}: "
+                                   f"{_tail(log)}); make a new copy with `gridwatch db replica start --fresh`")
+            time.sleep(0.2)
 
 
 def _current_user() -> str:

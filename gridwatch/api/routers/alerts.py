@@ -16,7 +16,7 @@ from gridwatch.alerts.queries import alert_collection, alert_feature
 from gridwatch.api import schemas
 from gridwatch.api.auth import actor
 from gridwatch.api.body import Body
-from gridwatch.api.deps import Conn, Grids, Registry, SignedIn, json_response
+from gridwatch.api.deps import Conn, Grids, ReadConn, Registry, SignedIn, json_response
 from gridwatch.api.errors import validation_items
 from gridwatch.api.params import BBox, Page, TimeWindow, bbox_query, page_query, type_query, window_query
 from gridwatch.api.schemas import COMMON, GEOJSON, WRITE, GeoJSONResponse, jpeg, problems
@@ -79,7 +79,7 @@ def _refusal(exc: ValidationError) -> BadInput:
 
 @router.get("/alerts", summary="Alerts as GeoJSON; unassigned=true is the queue of alerts outside every grid",
             response_class=GeoJSONResponse, response_model=schemas.AlertCollection)
-def list_alerts(conn: Conn, window: Annotated[TimeWindow, Depends(window_query)],
+def list_alerts(conn: ReadConn, window: Annotated[TimeWindow, Depends(window_query)],
                 bbox: Annotated[BBox | None, Depends(bbox_query)], page: Annotated[Page, Depends(page_query)],
                 camera: str | None = None, grid: str | None = None, township: str | None = None,
                 type: Annotated[str | None, Depends(type_query)] = None, incident: int | None = None,

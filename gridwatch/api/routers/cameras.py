@@ -11,7 +11,7 @@ from starlette.responses import Response
 from gridwatch.alerts import cameras
 from gridwatch.api import schemas
 from gridwatch.api.body import Body
-from gridwatch.api.deps import Conn, Registry
+from gridwatch.api.deps import Conn, ReadConn, Registry
 from gridwatch.api.params import BBox, Page, bbox_query, page_query
 from gridwatch.api.schemas import COMMON, GEOJSON, WRITE, GeoJSONResponse, problems
 
@@ -79,7 +79,7 @@ class CalibrationIn(Body):
 
 @router.get("/cameras", summary="Cameras as GeoJSON (positions, or view sectors with view=true)",
             response_class=GeoJSONResponse, response_model=schemas.CameraCollection)
-def list_cameras(conn: Conn, bbox: Annotated[BBox | None, Depends(bbox_query)],
+def list_cameras(conn: ReadConn, bbox: Annotated[BBox | None, Depends(bbox_query)],
                  page: Annotated[Page, Depends(page_query)],
                  grid: str | None = None, township: str | None = None, active: bool | None = None,
                  view: Annotated[bool, Query(description="geometry = the view sector")] = False) -> Response:

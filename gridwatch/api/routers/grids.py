@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from gridwatch.api import schemas
-from gridwatch.api.deps import Conn, Grids, json_response
+from gridwatch.api.deps import Conn, Grids, ReadConn, json_response
 from gridwatch.api.errors import problem
 from gridwatch.api.params import BBox, Page, bbox_query, lonlat_params, page_query
 from gridwatch.api.schemas import COMMON, GEOJSON, GeoJSONResponse, problems
@@ -104,7 +104,7 @@ async def grids_lookup(request: Request, index: Grids) -> Response:
 
 @router.get("/grids", summary="Grids as GeoJSON", response_class=GeoJSONResponse,
             response_model=schemas.GridCollection)
-def list_grids(conn: Conn, bbox: Annotated[BBox | None, Depends(bbox_query)],
+def list_grids(conn: ReadConn, bbox: Annotated[BBox | None, Depends(bbox_query)],
                page: Annotated[Page, Depends(page_query)],
                village: Annotated[str | None, Query(description="village code")] = None,
                township: Annotated[str | None, Query(description="township code")] = None) -> Response:
@@ -121,7 +121,7 @@ def get_grid(code: str, conn: Conn) -> Response:
 
 @router.get("/villages", summary="Villages and communities as GeoJSON", response_class=GeoJSONResponse,
             response_model=schemas.VillageCollection)
-def list_villages(conn: Conn, bbox: Annotated[BBox | None, Depends(bbox_query)],
+def list_villages(conn: ReadConn, bbox: Annotated[BBox | None, Depends(bbox_query)],
                   page: Annotated[Page, Depends(page_query)],
                   township: Annotated[str | None, Query(description="township code")] = None,
                   kind: Annotated[str | None, Query(pattern="^(village|community)$")] = None) -> Response:
@@ -138,7 +138,7 @@ def get_village(code: str, conn: Conn) -> Response:
 
 @router.get("/townships", summary="Townships as GeoJSON", response_class=GeoJSONResponse,
             response_model=schemas.TownshipCollection)
-def list_townships(conn: Conn, bbox: Annotated[BBox | None, Depends(bbox_query)],
+def list_townships(conn: ReadConn, bbox: Annotated[BBox | None, Depends(bbox_query)],
                    page: Annotated[Page, Depends(page_query)]) -> Response:
     body = feature_collection(conn, "township", bbox=bbox, limit=page.limit, offset=page.offset)
     return Response(body, media_type=GEOJSON)

@@ -15,7 +15,7 @@ from gridwatch.alerts.incidents import ACTIONS, ORIGINS, STATUSES, act, incident
 from gridwatch.api import schemas
 from gridwatch.api.auth import Principal, actor
 from gridwatch.api.body import Body
-from gridwatch.api.deps import Conn, Grids, SignedIn, json_response
+from gridwatch.api.deps import Conn, Grids, ReadConn, SignedIn, json_response
 from gridwatch.api.params import Page, TimeWindow, page_query, type_query, window_query
 from gridwatch.api.schemas import COMMON, GEOJSON, WRITE, GeoJSONResponse, jpeg, problems
 from gridwatch.errors import BadInput, Forbidden
@@ -92,7 +92,7 @@ def report_incident(body: FieldReportIn, conn: Conn, index: Grids, principal: Si
 
 @router.get("/incidents", summary="Incidents as GeoJSON, latest activity (or the most urgent deadline) first",
             response_class=GeoJSONResponse, response_model=schemas.IncidentCollection)
-def list_incidents(conn: Conn, window: Annotated[TimeWindow, Depends(window_query)],
+def list_incidents(conn: ReadConn, window: Annotated[TimeWindow, Depends(window_query)],
                    page: Annotated[Page, Depends(page_query)],
                    status: Annotated[str | None, Query(description="comma-separated, e.g. new,dispatched")] = None,
                    grid: str | None = None, township: str | None = None,

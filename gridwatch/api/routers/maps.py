@@ -11,6 +11,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from gridwatch.api.deps import Grids, SignedIn
 from gridwatch.api.errors import page_visit
+from gridwatch.api.reads import must_see
 from gridwatch.api.schemas import COMMON, HTML, PROBLEM, PROBLEM_REF, SIGN_IN_FIRST, problems
 from gridwatch.config import api_settings
 from gridwatch.errors import BadInput, Forbidden, Unauthorized
@@ -93,10 +94,17 @@ def _base() -> pages.Base:
     return pages.Base(tile_url=settings.tile_url, attribution=settings.tile_attribution, timezone=settings.timezone)
 
 
-async def _page(request: Request, build) -> HTMLResponse:
-    """The page `build(conn)` makes: its HTML, or (HTML, status)."""
+async def _page(request: Request, build, replica: bool = False) -> HTMLResponse:
+    """The page `build(conn)` makes: its HTML, or (HTML, status). With `replica`, read from
+    the read replica if there is one (reads.py). The live pages (the command room, a team's
+    phone) are not: their stream resumes from the time the page was read, and the changes
+    a lagging replica lacks at that time would never be shown."""
+    reads = request.app.state.reads
+    lsn = must_see(request)
+
     def run() -> str | tuple[str, int]:
-        with request.app.state.pool.connection() as conn:
+        with (reads.reading(request.app.state.pool, lsn) if replica and reads
+              else request.app.state.pool.connection()) as conn:
             return build(conn)
 
     page = await run_in_threadpool(run)
@@ -151,7 +159,7 @@ async def heatmap(request: Request, index: Grids, since: str | None = None, unti
         return pages.heatmap_page(conn, index, window, datetime.now(UTC), _base(),
                                   types, townships, error=error, asked=asked)
 
-    return await _page(request, _filtered_page(request, since, until, type, township, build))
+    return await _page(request, _filtered_page(request, since, until, type, township, build), replica=True)
 
 
 @router.get("/maps/timelapse", response_class=HTMLResponse, responses={**SIGN_IN_FIRST, **REFUSED_FORM},
@@ -162,10 +170,10 @@ async def timelapse(request: Request, index: Grids, since: str | None = None, un
         return pages.timelapse_page(conn, index, window, _base(), types, townships,
                                     error=error, asked=asked)
 
-    return await _page(request, _filtered_page(request, since, until, type, township, build))
+    return await _page(request, _filtered_page(request, since, until, type, township, build), replica=True)
 
 
 @router.get("/maps/grids/{code}", response_class=HTMLResponse, responses={**SIGN_IN_FIRST, **problems(404)},
             summary="One grid: its cameras, its teams, its recent incidents")
 async def grid(request: Request, code: str) -> HTMLResponse:
-    return await _page(request, lambda conn: pages.grid_page(conn, code, datetime.now(UTC), _base()))
+    return await _page(request, lambda conn: pages.grid_page(conn, code, datetime.now(UTC), _base()), replica=True)

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from gridwatch.api import schemas
-from gridwatch.api.deps import Conn
+from gridwatch.api.deps import Conn, ReadConn
 from gridwatch.api.params import MAX_LIMIT, BBox, bbox_query
 from gridwatch.api.schemas import COMMON, GEOJSON, GeoJSONResponse, OpenAPIResponse, SchemaResponse, problems
 from gridwatch.errors import BadInput, NotFound, Unsupported
@@ -142,7 +142,7 @@ def _collection_info(conn, c: Collection, base: str) -> dict:
 
 @router.get("/collections", summary="The feature collections", response_model=schemas.OgcCollections,
             responses={200: {"content": HTML}})
-def list_collections(request: Request, conn: Conn, f: Format = None) -> Response:
+def list_collections(request: Request, conn: ReadConn, f: Format = None) -> Response:
     html = _html(request, f)
     base = _base(request)
     # a reader without a key (GRIDWATCH_OGC_PUBLIC_BOUNDARIES) is shown only what it may read
@@ -158,7 +158,7 @@ def list_collections(request: Request, conn: Conn, f: Format = None) -> Response
 
 @router.get("/collections/{collection_id}", summary="One feature collection", response_model=schemas.OgcCollection,
             responses={**problems(404), 200: {"content": HTML}})
-def get_collection(request: Request, collection_id: str, conn: Conn, f: Format = None) -> Response:
+def get_collection(request: Request, collection_id: str, conn: ReadConn, f: Format = None) -> Response:
     html = _html(request, f)
     base = _base(request)
     doc = _collection_info(conn, _collection(collection_id), base)
@@ -249,7 +249,7 @@ def _equals(request: Request, c: Collection) -> dict[str, str | bool]:
 @router.get("/collections/{collection_id}/items", summary="A collection's features, a page at a time",
             response_class=GeoJSONResponse, response_model=schemas.OgcFeatureCollection,
             responses={**problems(404), 200: {"content": HTML}})
-def get_items(request: Request, collection_id: str, conn: Conn,
+def get_items(request: Request, collection_id: str, conn: ReadConn,
               bbox: Annotated[BBox | None, Depends(bbox_query)],
               limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="at most 10,000")] = DEFAULT_LIMIT,
               offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,

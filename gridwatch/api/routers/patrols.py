@@ -12,7 +12,7 @@ from gridwatch.alerts import incidents, patrols
 from gridwatch.alerts.retention import RetentionSettings
 from gridwatch.api import schemas
 from gridwatch.api.body import Body
-from gridwatch.api.deps import Conn, Registry, SignedIn, json_response
+from gridwatch.api.deps import Conn, ReadConn, Registry, SignedIn, json_response
 from gridwatch.api.schemas import COMMON, GEOJSON, WRITE, GeoJSONResponse, problems
 
 router = APIRouter(tags=["patrols"], responses=COMMON)
@@ -71,7 +71,7 @@ def _now() -> datetime:
 
 @router.get("/patrols", summary="Teams as GeoJSON: where they are (fresh GPS, else base) and their status",
             response_class=GeoJSONResponse, response_model=schemas.TeamCollection)
-def list_teams(conn: Conn, status: Literal["available", "busy", "off_duty"] | None = None,
+def list_teams(conn: ReadConn, status: Literal["available", "busy", "off_duty"] | None = None,
                township: str | None = None) -> Response:
     features = patrols.team_features(conn, _now(), status=status, township=township)
     return Response(orjson.dumps({"type": "FeatureCollection", "numberMatched": len(features), "features": features}),

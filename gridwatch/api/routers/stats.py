@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from gridwatch.api import schemas
-from gridwatch.api.deps import Conn, Grids, json_response
+from gridwatch.api.deps import Grids, ReadConn, json_response
 from gridwatch.api.params import StatsWindow
 from gridwatch.api.schemas import COMMON
 from gridwatch.config import api_settings
@@ -26,13 +26,13 @@ def _json(window: Window, body: dict) -> Response:
 
 @router.get("/stats/grids", summary="Per grid: alerts, incidents, open, overdue, incidents per km²",
             response_model=schemas.GridStats)
-def stats_grids(conn: Conn, window: StatsWindow) -> Response:
+def stats_grids(conn: ReadConn, window: StatsWindow) -> Response:
     return _json(window, {"grids": grid_counts(conn, window, datetime.now(UTC))})
 
 
 @router.get("/stats/heat", summary="Alert counts on regular cells (aggregated in PostGIS, never raw points)",
             response_model=schemas.HeatStats)
-def stats_heat(conn: Conn, window: StatsWindow, index: Grids,
+def stats_heat(conn: ReadConn, window: StatsWindow, index: Grids,
                cell_m: Annotated[float | None, Query(gt=0, le=100_000, description="cell size in metres "
                                                                                     "(default: from the extent)")]
                = None) -> Response:
@@ -41,25 +41,25 @@ def stats_heat(conn: Conn, window: StatsWindow, index: Grids,
 
 @router.get("/stats/hotspots", summary="Getis-Ord Gi* hot and cold spots of incidents per grid (FDR-corrected)",
             response_model=schemas.HotspotStats)
-def stats_hotspots(conn: Conn, index: Grids, window: StatsWindow) -> Response:
+def stats_hotspots(conn: ReadConn, index: Grids, window: StatsWindow) -> Response:
     # the request's one connection (the type filter holds it already): never a second from the pool
     return _json(window, hotspots(conn, window, index, datetime.now(UTC)))
 
 
 @router.get("/stats/timeline", summary="Alerts and incidents per day; alerts per weekday × hour (local time)",
             response_model=schemas.TimelineStats)
-def stats_timeline(conn: Conn, window: StatsWindow) -> Response:
+def stats_timeline(conn: ReadConn, window: StatsWindow) -> Response:
     return _json(window, timeline(conn, window, api_settings().timezone))
 
 
 @router.get("/stats/deadlines", summary="1-3-1 compliance per township and per team",
             response_model=schemas.DeadlineStats)
-def stats_deadlines(conn: Conn, window: StatsWindow) -> Response:
+def stats_deadlines(conn: ReadConn, window: StatsWindow) -> Response:
     return _json(window, compliance(conn, window, datetime.now(UTC)))
 
 
 @router.get("/stats/response", summary="Team response times from assignments: dispatch to acknowledged, on scene, "
                                        "resolved (median, 90th percentile) per township and team kind",
             response_model=schemas.ResponseStats)
-def stats_response(conn: Conn, window: StatsWindow) -> Response:
+def stats_response(conn: ReadConn, window: StatsWindow) -> Response:
     return _json(window, response_times(conn, window))

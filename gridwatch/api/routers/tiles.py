@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from gridwatch.alerts.types import known_type
-from gridwatch.api.deps import Conn
+from gridwatch.api.deps import ReadConn
 from gridwatch.api.schemas import COMMON, problems
 from gridwatch.errors import NotFound, Unsupported
 from gridwatch.geo import tiles
@@ -31,7 +31,7 @@ MAX_AGE = {"grids": 300, "cameras": 60, "incidents": 5, tiles.HEAT: 30}
                              "content": {MVT: {"schema": {"type": "string", "format": "binary"}}}},
                        304: {"description": "the tile is the one the If-None-Match ETag names"}},
             response_class=Response)
-async def get_tile(request: Request, layer: str, z: int, x: int, y: int, conn: Conn,
+async def get_tile(request: Request, layer: str, z: int, x: int, y: int, conn: ReadConn,
                    since: Annotated[AwareDatetime | None, Query(description="heat: from (inclusive)")] = None,
                    until: Annotated[AwareDatetime | None, Query(description="heat: to (exclusive)")] = None,
                    type: Annotated[str | None, Query(description="heat: alert type")] = None,

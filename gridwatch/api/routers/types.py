@@ -7,7 +7,7 @@ from starlette.responses import Response
 from gridwatch.alerts.types import set_auto_dispatch, type_list
 from gridwatch.api import schemas
 from gridwatch.api.body import Body
-from gridwatch.api.deps import Conn, json_response
+from gridwatch.api.deps import Conn, ReadConn, json_response
 from gridwatch.api.schemas import COMMON, WRITE
 
 router = APIRouter(tags=["alert types"], responses=COMMON)
@@ -19,7 +19,7 @@ class TypePatch(Body):
 
 @router.get("/alert-types", summary="Alert types with their grouping windows, default departments and "
             "whether new incidents go to the recommended team at once", response_model=schemas.AlertTypes)
-def list_types(conn: Conn) -> Response:
+def list_types(conn: ReadConn) -> Response:
     return json_response({"types": type_list(conn)})
 
 
