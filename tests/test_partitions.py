@@ -1,0 +1,115 @@
+"""Monthly partitions (migration 0016): alerts, GPS pings and the audit log by month, the
+coming months made ahead, a key unique across months, the audit log's partitions append-only
+for the server."""
+
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from conftest import auth
+from test_alert_ingest import alert, post
+
+from gridwatch.db import APP_ROLE, partitions
+
+TABLES = ("alerts", "team_positions", "audit_log")
+
+
+def month_start(t: datetime) -> datetime:
+    return t.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def add_months(t: datetime, n: int) -> datetime:
+    y, m = divmod(t.month - 1 + n, 12)
+    return t.replace(year=t.year + y, month=m + 1)
+
+
+def partition_of(conn, table: str, where: str, params: list) -> str:
+    return conn.execute(f"SELECT tableoid::regclass::text FROM {table} WHERE {where}", params).fetchone()[0]
+
+
+def months(conn, table: str) -> list[datetime]:
+    return [r[0] for r in conn.execute("SELECT lo FROM month_partitions(%s::regclass)", [table])]
+
+
+def test_this_month_and_the_next_three_exist_for_each_table(conn):
+    this = month_start(datetime.now(UTC))
+    for table in TABLES:
+        assert {add_months(this, n) for n in range(4)} <= set(months(conn, table)), table
+        assert conn.execute("SELECT to_regclass(%s)", [f"{table}_default"]).fetchone()[0] is not None
+
+
+def test_a_key_posted_in_two_months_is_one_alert(client, keys, conn):
+    """The second post of a key carries a time in another month (and another partition): a
+    repeat, answered with the first result, whether the first waits in the default partition,
+    sits in its own month's, or the repeat comes in a large batch (COPY)."""
+    long_ago = datetime.now(UTC) - timedelta(days=75)
+    first = post(client, keys, alert(event_id="months-1", occurred_at=long_ago.isoformat()))
+    assert first.status_code == 201, first.text
+    alert_id = first.json()["alert_id"]
+    assert partition_of(conn, "alerts", "id = %s", [alert_id]) == "alerts_default"
+    again = post(client, keys, alert(event_id="months-1"))
+    assert again.status_code == 200 and again.json() == {**first.json(), "repeat": True}
+
+    conn.commit()
+    partitions.ensure(conn)  # its month is made, and it moves there
+    month = f"alerts_p{month_start(long_ago):%Y_%m}"
+    assert partition_of(conn, "alerts", "id = %s", [alert_id]) == month
+    again = post(client, keys, alert(event_id="months-1", occurred_at=(long_ago + timedelta(days=40)).isoformat()))
+    assert again.status_code == 200 and again.json()["alert_id"] == alert_id, again.text
+
+    batch = [alert(event_id=f"months-batch-{i}") for i in range(250)] + [alert(event_id="months-1")]
+    r = client.post("/alerts/batch", json=batch, headers=auth(keys["ingest"]))
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert (body["created"], body["repeated"]) == (250, 1)
+    assert body["results"][-1]["alert_id"] == alert_id and body["results"][-1]["repeat"]
+    assert conn.execute("SELECT count(*) FROM alerts WHERE source = 'test' AND event_id = 'months-1'"
+                        ).fetchone()[0] == 1
+    assert conn.execute("SELECT alert_id FROM alert_keys WHERE source = 'test' AND event_id = 'months-1'"
+                        ).fetchone()[0] == alert_id
+
+
+def test_concurrent_posts_of_one_key_in_different_months_store_one(client, keys, conn):
+    event = f"race-{uuid.uuid4().hex[:8]}"
+    times = [(datetime.now(UTC) - timedelta(days=35 * i)).isoformat() for i in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda t: post(client, keys, alert(event_id=event, occurred_at=t)), times))
+    assert sorted(r.status_code for r in answers) == [200] * 7 + [201]
+    assert len({r.json()["alert_id"] for r in answers}) == 1
+    assert conn.execute("SELECT count(*) FROM alerts WHERE event_id = %s", [event]).fetchone()[0] == 1
+
+
+def test_the_server_cannot_delete_from_an_audit_partition_and_purge_drops_old_months(db_url):
+    """Default privileges would grant the server DELETE on every new table: each audit
+    partition, those made later included, refuses it, as the audit log itself does. purge_audit
+    drops old months and still never touches the last day's rows."""
+    long_ago = add_months(month_start(datetime.now(UTC)), -5) + timedelta(days=1)
+    with psycopg.connect(db_url, options=f"-c role={APP_ROLE}") as conn:
+        conn.execute("INSERT INTO audit_log (at, key_id, role, method, path, status, ms) "
+                     "VALUES (%s, NULL, 'system', 'GET', '/five-months-ago', 200, 1), "
+                     "(now(), NULL, 'system', 'GET', '/today', 200, 1)", [long_ago])
+        conn.commit()
+        assert partition_of(conn, "audit_log", "path = '/five-months-ago'", []) == "audit_log_default"
+        conn.commit()
+        assert partitions.ensure(conn) >= 1  # the server itself makes the month, and moves the row
+        month = f"audit_log_p{month_start(long_ago):%Y_%m}"
+        assert partition_of(conn, "audit_log", "path = '/five-months-ago'", []) == month
+        this_month = f"audit_log_p{month_start(datetime.now(UTC)):%Y_%m}"
+        for table in (month, this_month, "audit_log_default"):
+            for sql in (f"DELETE FROM {table}", f"UPDATE {table} SET path = '/forged'", f"TRUNCATE {table}"):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute(sql)
+                conn.rollback()
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT drop_month_partition('audit_log', %s)", [month_start(long_ago)])
+        conn.rollback()
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(f"DROP TABLE {month}")
+        conn.rollback()
+        assert conn.execute("SELECT purge_audit(now() + interval '1 year')").fetchone()[0] >= 1
+        conn.commit()
+        assert month_start(long_ago) not in months(conn, "audit_log")
+        paths = {r[0] for r in conn.execute("SELECT path FROM audit_log WHERE path IN ('/five-months-ago', '/today')")}
+        assert paths == {"/today"}
