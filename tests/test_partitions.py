@@ -1,6 +1,6 @@
 """Monthly partitions (migration 0016): alerts, GPS pings and the audit log by month, the
-coming months made ahead, a key unique across months, the audit log's partitions append-only
-for the server."""
+coming months made ahead, a key unique across months, retention dropping whole months (but
+never an active incident's evidence), the audit log's partitions append-only for the server."""
 
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -11,6 +11,8 @@ import pytest
 from conftest import auth
 from test_alert_ingest import alert, post
 
+from gridwatch.alerts.retention import purge
+from gridwatch.alerts.snapshots import store
 from gridwatch.db import APP_ROLE, partitions
 
 TABLES = ("alerts", "team_positions", "audit_log")
@@ -79,6 +81,62 @@ def test_concurrent_posts_of_one_key_in_different_months_store_one(client, keys,
     assert sorted(r.status_code for r in answers) == [200] * 7 + [201]
     assert len({r.json()["alert_id"] for r in answers}) == 1
     assert conn.execute("SELECT count(*) FROM alerts WHERE event_id = %s", [event]).fetchone()[0] == 1
+
+
+def test_retention_drops_a_month_whole_but_keeps_an_active_incidents_evidence(client, keys, conn):
+    """Two months past retention: the one whose incidents have been quiet is dropped whole
+    (its keys and snapshots with it); the one holding an alert of an incident worked on today
+    loses only its other alerts, and is dropped once that incident is quiet too."""
+    now = datetime.now(UTC)
+    quiet_month, active_month = add_months(month_start(now), -15), add_months(month_start(now), -14)
+    posted = {}
+    for label, month, camera in (("quiet", quiet_month, "CAM-0003"), ("active", active_month, "CAM-0004")):
+        for i in range(3):
+            when = month + timedelta(days=3 + 5 * i)  # a few incidents: the windows are hours
+            r = post(client, keys, alert(event_id=f"old-{label}-{i}", camera_id=camera, occurred_at=when.isoformat()))
+            assert r.status_code == 201, r.text
+            posted[(label, i)] = r.json()
+    conn.execute("UPDATE incidents SET updated_at = last_seen WHERE id = ANY(%s)",
+                 [[r["incident_id"] for r in posted.values()]])
+    evidence = posted[("active", 1)]
+    conn.execute("UPDATE incidents SET updated_at = now() WHERE id = %s", [evidence["incident_id"]])
+    store(conn, posted[("quiet", 0)]["alert_id"], b"\xff\xd8 a quiet month's frame")
+    conn.commit()
+    partitions.ensure(conn)
+    assert {quiet_month, active_month} <= set(months(conn, "alerts"))
+
+    done = purge(conn, now)
+    assert done["alerts"] >= 5
+    assert quiet_month not in months(conn, "alerts") and active_month in months(conn, "alerts")
+    left = {r[0] for r in conn.execute("SELECT event_id FROM alerts WHERE event_id LIKE 'old-%%'")}
+    assert left == {"old-active-1"}
+    assert conn.execute("SELECT count(*) FROM alert_keys WHERE event_id LIKE 'old-%%'").fetchone()[0] == 1
+    assert conn.execute("SELECT count(*) FROM snapshots WHERE alert_id = %s",
+                        [posted[("quiet", 0)]["alert_id"]]).fetchone()[0] == 0
+    # the incidents stay, with their counts
+    assert conn.execute("SELECT count(*) FROM incidents WHERE id = ANY(%s)",
+                        [[r["incident_id"] for r in posted.values()]]).fetchone()[0] == len(
+        {r["incident_id"] for r in posted.values()})
+
+    conn.execute("UPDATE incidents SET updated_at = last_seen WHERE id = %s", [evidence["incident_id"]])
+    conn.commit()
+    assert purge(conn, now)["alerts"] == 1
+    assert active_month not in months(conn, "alerts")
+    # a repeat of a key whose alert retention removed is a new alert
+    r = post(client, keys, alert(event_id="old-active-1", camera_id="CAM-0004"))
+    assert r.status_code == 201 and r.json()["alert_id"] != evidence["alert_id"]
+
+
+def test_retention_drops_old_months_of_positions(conn):
+    long_ago = add_months(month_start(datetime.now(UTC)), -3) + timedelta(days=2)
+    conn.execute("INSERT INTO team_positions (team_id, at, geom) SELECT id, %s, base FROM teams LIMIT 5",
+                 [long_ago])
+    conn.commit()
+    partitions.ensure(conn)
+    month = month_start(long_ago)
+    assert month in months(conn, "team_positions")
+    assert purge(conn, datetime.now(UTC))["team_positions"] >= 5
+    assert month not in months(conn, "team_positions")
 
 
 def test_the_server_cannot_delete_from_an_audit_partition_and_purge_drops_old_months(db_url):
