@@ -84,6 +84,16 @@ def test_a_key_posted_in_two_months_is_one_alert(client, keys, conn):
                         ).fetchone()[0] == alert_id
 
 
+def test_the_partitioned_tables_get_statistics_as_a_whole(client, keys, conn):
+    """Autovacuum never analyzes a partitioned table as a whole; without its statistics the
+    OGC extent of alerts (PostGIS's estimate) would be read from every alert."""
+    for i in range(20):
+        assert post(client, keys, alert(camera_id=f"CAM-{i + 10:04d}")).status_code == 201
+    conn.commit()
+    partitions.ensure(conn)
+    assert conn.execute("SELECT ST_EstimatedExtent('public', 'alerts', 'geom')").fetchone()[0] is not None
+
+
 def test_concurrent_posts_of_one_key_in_different_months_store_one(client, keys, conn):
     event = f"race-{uuid.uuid4().hex[:8]}"
     times = [(datetime.now(UTC) - timedelta(days=35 * i)).isoformat() for i in range(8)]

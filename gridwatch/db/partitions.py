@@ -18,7 +18,13 @@ STATEMENT_TIMEOUT = "15min"
 
 def ensure(conn: psycopg.Connection) -> int:
     """Make the coming months' partitions and empty the default partitions into their months;
-    returns how many partitions were made."""
+    returns how many partitions were made. Then refresh the partitioned tables' statistics,
+    which autovacuum never gathers for a partitioned table as a whole (the planner and the OGC
+    extent of alerts use them)."""
     with conn.transaction():
         conn.execute(f"SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}'")
-        return conn.execute("SELECT ensure_partitions()").fetchone()[0]
+        made = conn.execute("SELECT ensure_partitions()").fetchone()[0]
+    with conn.transaction():
+        conn.execute(f"SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}'")
+        conn.execute("SELECT analyze_partitioned()")
+    return made

@@ -82,6 +82,18 @@ END $$;
 REVOKE ALL ON FUNCTION ensure_partitions(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION ensure_partitions(integer) TO gridwatch_app;
 
+-- Autovacuum analyzes each partition but never a partitioned table as a whole, whose statistics
+-- the planner uses for the parent and PostGIS's ST_EstimatedExtent for the OGC extent of alerts
+-- (gridwatch/geo/collections.py): without them that extent is read from every alert. The server
+-- refreshes them hourly, with the coming months (ANALYZE samples a bounded number of rows).
+CREATE FUNCTION analyze_partitioned() RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+    ANALYZE alerts, team_positions, audit_log;
+END $$;
+REVOKE ALL ON FUNCTION analyze_partitioned() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION analyze_partitioned() TO gridwatch_app;
+
 -- Retention (gridwatch/alerts/retention.py) drops a month of alerts or GPS pings whole; the
 -- server owns no table, so it asks this function. It may delete those rows anyway; the audit log
 -- is not dropped here but by purge_audit(), which keeps the last day.
@@ -220,6 +232,10 @@ CREATE TRIGGER alerts_keys_added AFTER INSERT ON alerts REFERENCING NEW TABLE AS
 CREATE TRIGGER alerts_removed AFTER DELETE ON alerts REFERENCING OLD TABLE AS gone
     FOR EACH STATEMENT EXECUTE FUNCTION alerts_removed();
 CREATE TRIGGER alerts_truncated AFTER TRUNCATE ON alerts FOR EACH STATEMENT EXECUTE FUNCTION alerts_truncated();
+
+-- The new tables' statistics, before the first query plans without them.
+SELECT analyze_partitioned();
+ANALYZE alert_keys, snapshots;
 
 -- The audit log is removed by month too; the contract of 0012 stands: with the owner's rights,
 -- never the last day's rows, whatever it is asked.
