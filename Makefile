@@ -68,6 +68,7 @@ bench: system venv assets db
 	bench/ingest.sh
 	$(BIN)/python bench/ingest_batch.py
 	$(BIN)/python bench/heatmap.py
+	$(BIN)/python bench/partitions.py
 	$(BIN)/python bench/video.py
 	$(BIN)/python bench/command_room.py
 	bench/ogc.sh

@@ -520,8 +520,8 @@ app.add_typer(retention_app, name="retention")
 @command(retention_app, "purge")
 def retention_purge() -> None:
     """Delete alerts (with their snapshots), team positions and audit rows older than
-    GRIDWATCH_RETENTION_ALERTS_DAYS, _POSITIONS_HOURS and _AUDIT_DAYS. The server runs this
-    every hour too."""
+    GRIDWATCH_RETENTION_ALERTS_DAYS, _POSITIONS_HOURS and _AUDIT_DAYS: months wholly past
+    it are dropped whole, the rest row by row. The server runs this every hour too."""
     from datetime import UTC, datetime
 
     from gridwatch.alerts.retention import purge

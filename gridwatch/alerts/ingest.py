@@ -54,11 +54,15 @@ _TYPE_LOCKS_SQL = ("SELECT pg_advisory_xact_lock(hashtext('gridwatch.incident.' 
                    "FROM unnest(%b::text[]) t ORDER BY t")
 _KEY_LOCKS_SQL = "SELECT pg_advisory_xact_lock(k) FROM unnest(%b::int[]) k ORDER BY k"
 FINE_LOCKS_UP_TO = 200
+# Repeats are found by their key in alert_keys (unique across the months alerts are
+# partitioned by; triggers write it in the statement that writes the alerts), then the alert
+# in its month's partition by (id, occurred_at).
 _EXISTING_SQL = """
-SELECT a.source, a.event_id, a.id, ST_X(a.geom), ST_Y(a.geom), a.position_method, a.grid_code, a.incident_id,
+SELECT k.source, k.event_id, a.id, ST_X(a.geom), ST_Y(a.geom), a.position_method, a.grid_code, a.incident_id,
        a.team_id, a.team_reason, a.boundary_version
-FROM alerts a JOIN unnest(%b::text[], %b::text[]) k(source, event_id)
-  ON a.source = k.source AND a.event_id = k.event_id
+FROM alert_keys k JOIN unnest(%b::text[], %b::text[]) u(source, event_id)
+  ON k.source = u.source AND k.event_id = u.event_id
+JOIN alerts a ON a.id = k.alert_id AND a.occurred_at = k.occurred_at
 """
 # Ids for the alerts and for as many incidents as they could start (unused ones are skipped).
 _IDS_SQL = ("SELECT array(SELECT nextval('alerts_id_seq') FROM generate_series(1, %s)), "
@@ -160,8 +164,8 @@ def ingest(conn: psycopg.Connection, alerts: list[AlertIn], index: GridIndex, no
     placed = _Placed.of(alerts, cameras, index)
     _check_fix(alerts, placed)
     # A large batch first assumes it holds no repeats (a lookup of every key costs more
-    # than the COPY that would find one); the unique index refuses a repeat, and the
-    # batch is done again, looking for them. Few alerts look first.
+    # than the COPY that would find one); the primary key of alert_keys refuses a repeat,
+    # and the batch is done again, looking for them. Few alerts look first.
     look = len(alerts) <= FINE_LOCKS_UP_TO
     for attempt in range(3):
         try:

@@ -90,8 +90,10 @@ def hazard_type(label: str, zones: list[str], known_types: Collection[str]) -> s
 def update_alert(conn: psycopg.Connection, alert: AlertIn, ended_at: datetime | None, seen: datetime) -> bool:
     """Apply an update/end to the stored alert and its incident; False if it is unknown."""
     with conn.transaction():
-        row = conn.execute("UPDATE alerts SET score = greatest(score, %s), ended_at = coalesce(%s, ended_at), "
-                           "updated_at = now() WHERE source = %s AND event_id = %s RETURNING incident_id",
+        # found by its key (alert_keys), then in its month's partition
+        row = conn.execute("UPDATE alerts a SET score = greatest(a.score, %s), ended_at = coalesce(%s, a.ended_at), "
+                           "updated_at = now() FROM alert_keys k WHERE k.source = %s AND k.event_id = %s "
+                           "AND a.id = k.alert_id AND a.occurred_at = k.occurred_at RETURNING a.incident_id",
                            [alert.score, ended_at, alert.source, alert.event_id]).fetchone()
         if row is None:
             return False

@@ -16,9 +16,15 @@ MAX_SIDE_PX = 1920
 
 
 def store(conn: psycopg.Connection, alert_id: int, data: bytes) -> None:
-    """Store (or replace) the alert's snapshot as given: for frames the server made itself."""
-    conn.execute("INSERT INTO snapshots (alert_id, jpeg) VALUES (%s, %s) ON CONFLICT (alert_id) DO UPDATE "
-                 "SET jpeg = excluded.jpeg, taken_at = now()", [alert_id, data])
+    """Store (or replace) the alert's snapshot as given: for frames the server made itself.
+
+    The snapshot keeps its alert's time: retention deletes a month's snapshots by it when it
+    drops the month's alerts (migration 0017)."""
+    stored = conn.execute("INSERT INTO snapshots (alert_id, alert_occurred_at, jpeg) "
+                          "SELECT id, occurred_at, %s FROM alerts WHERE id = %s ON CONFLICT (alert_id) DO UPDATE "
+                          "SET jpeg = excluded.jpeg, taken_at = now()", [data, alert_id]).rowcount
+    if not stored:
+        raise NotFound(f"no alert {alert_id}")
 
 
 def masks_of(conn: psycopg.Connection, alert_id: int, sender: int | None = None) -> list:

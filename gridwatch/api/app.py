@@ -41,7 +41,7 @@ from gridwatch.api.routers import (
     video,
 )
 from gridwatch.config import ApiSettings, DatabaseSettings, api_settings, database_settings
-from gridwatch.db import database_url, open_pool
+from gridwatch.db import database_url, open_pool, partitions
 from gridwatch.db.changes import Changes
 from gridwatch.geo.grid_index import LiveIndex
 from gridwatch.maps.assets import VENDOR
@@ -52,8 +52,8 @@ log = logging.getLogger("gridwatch")
 
 
 async def _housekeeping(app: FastAPI, every_s: float) -> None:
-    """The 1-3-1 check, in every worker (a database lock lets one run at a time), and the
-    retention purge once an hour."""
+    """The 1-3-1 check, in every worker (a database lock lets one run at a time), and once an
+    hour the coming months' partitions and the retention purge."""
 
     def check() -> list[dict]:
         with app.state.pool.connection() as conn:
@@ -61,7 +61,8 @@ async def _housekeeping(app: FastAPI, every_s: float) -> None:
 
     def retain() -> dict:
         with app.state.pool.connection() as conn:
-            return purge(conn, datetime.now(UTC))
+            made = partitions.ensure(conn)  # the coming months, before retention drops the old
+            return {"partitions_made": made, **purge(conn, datetime.now(UTC))}
 
     last_purge = 0.0
     while True:

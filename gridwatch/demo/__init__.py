@@ -7,6 +7,7 @@ from pathlib import Path
 import psycopg
 
 from gridwatch.api.auth import create_key, key_valid
+from gridwatch.db import partitions
 from gridwatch.demo.history import load_history
 from gridwatch.demo.places import seed_cameras, seed_teams
 from gridwatch.geo.boundaries import import_boundaries
@@ -47,6 +48,7 @@ def load(conn: psycopg.Connection, home: Path, days: int = 30, boundaries: Path 
         progress(f"replaying {days} days of alerts through the pipeline")
         n = load_history(conn, index, days, progress)
         progress(f"{n} alerts in the history")
+        partitions.ensure(conn)  # the history's past months, from the default partition into their own
     return _key(conn, home, "demo-admin.key", "admin", "demo admin", None, progress)
 
 
