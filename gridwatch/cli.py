@@ -238,8 +238,8 @@ app.add_typer(keys_app, name="keys")
 
 @command(keys_app, "create")
 def keys_create(
-    role: Annotated[str, typer.Option(help="viewer, operator, dispatcher, admin, ingest (cameras), or team "
-                                           "(one team's phone, with --team)")],
+    role: Annotated[str, typer.Option(help="viewer, operator, dispatcher, admin, ingest (cameras), video (a host "
+                                           "of the video fleet), or team (one team's phone, with --team)")],
     name: Annotated[str, typer.Option(help="who or what holds the key, e.g. 'command room'")],
     team: Annotated[str | None, typer.Option(help="team keys: the team's id (GET /patrols lists them)")] = None,
     expires: Annotated[str | None, typer.Option(help="refuse the key after this: a time (2027-03-31, "
@@ -492,7 +492,8 @@ def map_heatmap(
 @command(app, "audit")
 def audit_show(
     key: Annotated[int | None, typer.Option(help="a key's id (`keys list`)")] = None,
-    role: Annotated[str | None, typer.Option(help="viewer, operator, dispatcher, admin, ingest or team")] = None,
+    role: Annotated[str | None, typer.Option(help="viewer, operator, dispatcher, admin, ingest, team or "
+                                                           "video")] = None,
     path: Annotated[str | None, typer.Option(help="paths starting with this, e.g. /incidents")] = None,
     status: Annotated[int | None, typer.Option(help="the answer's HTTP status, e.g. 403")] = None,
     since: Annotated[datetime | None, typer.Option(help="from (ISO 8601; UTC if no zone)")] = None,
@@ -605,13 +606,15 @@ def video_fleet(
                                                             "25 frames/s 720p streams per core)")] = 4,
     name: Annotated[str | None, typer.Option(help="this host's name in the fleet, one per running fleet "
                                                            "process [the machine's host name]")] = None,
+    files: Annotated[Path | None, typer.Option(help="the folder file:// streams may be read from (looped clips, "
+                                                    "for tests and demos); without it this host opens no local "
+                                                    "file", exists=True, file_okay=False)] = None,
 ) -> None:
     """Run detectors for the server's camera streams on this host, sharing them with the other
     hosts of the fleet. Claims up to --slots streams (leases renewed by heartbeat), runs one
     detector process per stream, posts their alerts and snapshots under the lease, reopens
     dropped streams, and gives the leases back on Ctrl-C. A host that stops heartbeating loses
     its streams to the others once its leases expire."""
-    import logging
     import re
     import signal
     import socket
@@ -619,7 +622,6 @@ def video_fleet(
     from gridwatch.errors import BadInput
     from gridwatch.video.fleet import Fleet
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     name = name or socket.gethostname()
     if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", name):
         raise BadInput(f"--name {name!r}: up to 64 letters, digits and _ . : -")
@@ -634,5 +636,5 @@ def video_fleet(
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     say(f"fleet host {name}: up to {slots} stream(s) from {server}; Ctrl-C gives them back")
-    Fleet(server, key, slots, name, progress=say).run(lambda: stopping)
+    Fleet(server, key, slots, name, files, progress=say).run(lambda: stopping)
     say(f"fleet host {name}: stopped")

@@ -76,9 +76,9 @@ def test_the_rules_that_matter_most_are_as_the_readme_says():
     assert access.ACCESS["POST /alerts"] == {"operator", "dispatcher", "admin", "ingest"}
     assert access.ACCESS["GET /health"] == frozenset()
     assert "ingest" not in access.ACCESS["GET /incidents"] and "team" not in access.ACCESS["GET /incidents"]
-    # a fleet host posts only under its lease, and only it and admin read streams whole
+    # a fleet host posts only under its lease; admin reads streams whole (a host, those it holds)
     assert access.ACCESS["POST /video/alerts"] == {"video"} and "video" not in access.ACCESS["POST /alerts"]
-    assert access.ACCESS["GET /cameras/{camera_id}/stream"] == {"admin", "video"}
+    assert access.ACCESS["GET /cameras/{camera_id}/stream"] == {"admin"}
 
 
 def test_a_route_without_a_rule_stops_the_server_from_starting(settings):

@@ -14,10 +14,12 @@ import httpx
 import numpy as np
 import psycopg
 import pytest
-from conftest import GRIDWATCH, Server, auth
+from conftest import GRIDWATCH, Server, auth, free_port
 
 from gridwatch.alerts.cameras import create_camera
 from gridwatch.api.auth import create_key
+from gridwatch.errors import BadInput
+from gridwatch.video.fleet import allowed_file
 from gridwatch.video.leases import FleetSettings, Report, heartbeat
 
 SITE = (101.005, 36.895)
@@ -42,8 +44,13 @@ def clip(path: Path, seed: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def streamed(db_url, tmp_path_factory) -> list[str]:
-    folder = tmp_path_factory.mktemp("streams")
+def clips(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("streams")
+
+
+@pytest.fixture(scope="module")
+def streamed(db_url, clips) -> list[str]:
+    folder = clips
     ids = [f"FLEET-{i:02d}" for i in range(STREAMS)]
     with psycopg.connect(db_url) as conn:
         for i, cid in enumerate(ids):
@@ -54,9 +61,21 @@ def streamed(db_url, tmp_path_factory) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def video_key(db_url) -> str:
+def video(db_url) -> dict[str, tuple[int, str]]:
+    """Two fleet keys: the fleet's, and another one's."""
     with psycopg.connect(db_url) as conn:
-        return create_key(conn, "video", "test fleet")[1]
+        return {"fleet": create_key(conn, "video", "test fleet"), "other": create_key(conn, "video", "other fleet")}
+
+
+@pytest.fixture(scope="module")
+def video_key(video) -> str:
+    return video["fleet"][1]
+
+
+def _free_all(db_url: str) -> None:
+    with psycopg.connect(db_url) as conn:
+        conn.execute("UPDATE video_leases SET host = NULL, key_id = NULL, expires_at = NULL")
+        conn.execute("DELETE FROM video_hosts")
 
 
 def test_stream_url_is_masked_everywhere_but_for_admin_and_the_fleet(client, keys, video_key):
@@ -70,43 +89,102 @@ def test_stream_url_is_masked_everywhere_but_for_admin_and_the_fleet(client, key
     for path in ("/cameras/MASKED-1", "/cameras?limit=1000", "/ogc/collections/cameras/items/MASKED-1"):
         r = client.get(path, headers=auth(keys["viewer"]))
         assert r.status_code == 200 and "s3cr" not in r.text and "abc123" not in r.text, path
-    for key in (keys["admin"], video_key):
-        whole = client.get("/cameras/MASKED-1/stream", headers=auth(key))
-        assert whole.status_code == 200 and whole.json()["stream_url"] == secret
-    assert client.get("/cameras/MASKED-1/stream", headers=auth(keys["operator"])).status_code == 403
+    whole = client.get("/cameras/MASKED-1/stream", headers=auth(keys["admin"]))
+    assert whole.status_code == 200 and whole.json()["stream_url"] == secret
+    for key in (keys["operator"], video_key):  # a fleet host gets the streams it holds, in their leases
+        assert client.get("/cameras/MASKED-1/stream", headers=auth(key)).status_code == 403
+    for url, shown in (("rtsp://TOKEN123@10.0.0.9/live", "rtsp://***@10.0.0.9/live"),
+                       ("rtsp://admin:ab/cd@10.0.0.9/s", "rtsp://admin:***@10.0.0.9/s"),
+                       ("https://cam.example/x.m3u8?api-key=K1&X-Amz-Signature=S1&q=1",
+                        "https://cam.example/x.m3u8?api-key=***&X-Amz-Signature=***&q=1"),
+                       ("rtsp://10.0.0.9:554/ch1", "rtsp://10.0.0.9:554/ch1")):
+        r = client.patch("/cameras/MASKED-1", json={"stream_url": url}, headers=auth(keys["admin"]))
+        assert r.status_code == 200 and r.json()["properties"]["stream_url"] == shown, r.text
+    client.patch("/cameras/MASKED-1", json={"stream_url": secret}, headers=auth(keys["admin"]))
     for bad in ("ftp://x/y", "rtsp://cam 1/stream", "javascript:alert(1)", "rtsp://" + "x" * 2000):
         r = client.patch("/cameras/MASKED-1", json={"stream_url": bad}, headers=auth(keys["admin"]))
         assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json", bad
-    assert client.get("/cameras/MASKED-1/stream", headers=auth(video_key)).json()["stream_url"] == secret
+    assert client.get("/cameras/MASKED-1/stream", headers=auth(keys["admin"])).json()["stream_url"] == secret
     gone = client.patch("/cameras/MASKED-1", json={"stream_url": ""}, headers=auth(keys["admin"]))
     assert gone.status_code == 200 and gone.json()["properties"]["stream_url"] is None
 
 
-def test_hosts_claiming_at_once_skip_each_others_cameras(db_url, streamed):
+def test_hosts_claiming_at_once_skip_each_others_cameras(db_url, streamed, video):
     """A claim in progress holds its rows; a second host claiming meanwhile neither waits for
     it nor gets any of them (FOR UPDATE SKIP LOCKED)."""
     settings = FleetSettings(lease_s=LEASE_S)
     with psycopg.connect(db_url, autocommit=True) as first, psycopg.connect(db_url, autocommit=True) as second:
         first.execute("SET lock_timeout = '5s'")
         with first.transaction():
-            mine = heartbeat(first, "claim-a", 6, [], settings)
+            mine = heartbeat(first, video["fleet"][0], "claim-a", 6, [], settings)
             # still inside the first claim's transaction: its rows are locked
             started = time.monotonic()
             second.execute("SET lock_timeout = '2s'")
-            theirs = heartbeat(second, "claim-b", 6, [], settings)
+            theirs = heartbeat(second, video["fleet"][0], "claim-b", 6, [], settings)
             assert time.monotonic() - started < 1.5
         assert len(mine) == 6 and len(theirs) == 6
         assert not {lease["camera_id"] for lease in mine} & {lease["camera_id"] for lease in theirs}
         assert len({lease["token"] for lease in mine + theirs}) == 12
         # renewing keeps the same token; giving a stale token renews nothing
-        again = heartbeat(second, "claim-b", 6, [Report(x["camera_id"], x["token"]) for x in theirs], settings)
+        again = heartbeat(second, video["fleet"][0], "claim-b", 6, [Report(x["camera_id"], x["token"])
+                                                                    for x in theirs], settings)
         assert [(x["camera_id"], x["token"]) for x in again] == [(x["camera_id"], x["token"]) for x in theirs]
-        second.execute("UPDATE video_leases SET host = NULL, token = NULL, expires_at = NULL")
-        second.execute("DELETE FROM video_hosts")
+    _free_all(db_url)
 
 
-def _fleet(url: str, key: str, name: str) -> subprocess.Popen:
-    return subprocess.Popen([GRIDWATCH, "video", "fleet", "--server", url, "--slots", "6", "--name", name],
+def test_a_key_speaks_only_for_its_own_hosts_and_leases(client, db_url, streamed, video, keys):
+    """Another video key cannot take a live host's name, renew or give back its leases, or post
+    under its tokens; a host's report is stored masked, and by the age of its last frame."""
+    mine, theirs = auth(video["fleet"][1]), auth(video["other"][1])
+    clip_url = client.get(f"/cameras/{streamed[0]}/stream", headers=auth(keys["admin"])).json()["stream_url"]
+    client.patch(f"/cameras/{streamed[0]}", json={"stream_url": "rtsp://op:hunter2@10.9.9.9/a?token=T0K"},
+                 headers=auth(keys["admin"]))
+    held = client.post("/video/leases", json={"host": "h1", "slots": 2}, headers=mine).json()["leases"]
+    assert [x["camera_id"] for x in held] == streamed[:2] and "hunter2" in held[0]["stream_url"]
+    refs = [{"camera_id": x["camera_id"], "token": x["token"]} for x in held]
+    taken = client.post("/video/leases", json={"host": "h1", "slots": 2, "streams": refs}, headers=theirs)
+    assert taken.status_code == 409 and "another video key" in taken.json()["detail"]
+    # as a host of its own: the reported leases are not renewed, and its claims are of other cameras
+    other = client.post("/video/leases", json={"host": "h2", "slots": 2, "streams": refs}, headers=theirs).json()
+    assert not {x["camera_id"] for x in other["leases"]} & set(streamed[:2])
+    for host in ("h1", "h2"):
+        r = client.post("/video/leases/release", json={"host": host, "leases": refs}, headers=theirs)
+        assert r.status_code == 200 and r.json() == {"released": []}
+    alert = {"source": "s", "event_id": "hijack", "camera_id": streamed[0], "type": "motion", "score": 0.5,
+             "occurred_at": "2026-12-05T10:00:00+00:00"}
+    refused = client.post("/video/alerts", json=alert, headers={**theirs, "Lease-Token": str(refs[0]["token"])})
+    assert refused.status_code == 409 and str(refs[0]["token"] + 1) not in refused.json()["detail"]
+    report = [{**refs[0], "fps": 9.5, "frames": 100, "frame_age_s": 3.0,
+               "error": "cannot open rtsp://op:hunter2@10.9.9.9/a?token=T0K: refused"}, {**refs[1], "fps": 10}]
+    again = client.post("/video/leases", json={"host": "h1", "slots": 2, "streams": report}, headers=mine).json()
+    assert [(x["camera_id"], x["token"]) for x in again["leases"]] == [(x["camera_id"], x["token"]) for x in held]
+    fleet = client.get("/video/fleet", headers=auth(keys["viewer"]))
+    assert "hunter2" not in fleet.text and "T0K" not in fleet.text
+    shown = {c["camera_id"]: c for c in fleet.json()["cameras"]}
+    assert shown[streamed[0]]["state"] == "running" and shown[streamed[1]]["state"] == "stalled"
+    assert 3.0 <= shown[streamed[0]]["frame_age_s"] < 10 and shown[streamed[0]]["host"] == "h1"
+    assert shown[streamed[0]]["error"] == "cannot open rtsp://op:***@10.9.9.9/a?token=***: refused"
+    assert shown[streamed[5]]["state"] == "no_detector" and shown[streamed[5]]["fps"] is None
+    for bad in ({"frame_age_s": -1}, {"frame_age_s": 1e12}, {"fps": float("inf")}):
+        r = client.post("/video/leases", content=json_dumps({"host": "h1", "slots": 2,
+                                                             "streams": [{**refs[0], **bad}]}),
+                        headers={**mine, "Content-Type": "application/json"})
+        assert r.status_code == 422, bad
+    released = client.post("/video/leases/release", json={"host": "h1", "leases": refs}, headers=mine).json()
+    assert released == {"released": streamed[:2]}
+    client.patch(f"/cameras/{streamed[0]}", json={"stream_url": clip_url}, headers=auth(keys["admin"]))
+    _free_all(db_url)
+
+
+def json_dumps(body) -> str:
+    import json
+
+    return json.dumps(body, allow_nan=True)
+
+
+def _fleet(url: str, key: str, name: str, files: Path) -> subprocess.Popen:
+    return subprocess.Popen([GRIDWATCH, "video", "fleet", "--server", url, "--slots", "6", "--name", name,
+                             "--files", str(files)],
                             env={**os.environ, "GRIDWATCH_KEY": key}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
 
@@ -138,10 +216,11 @@ def _wait(what, predicate, timeout: float, every: float = 0.5):
     raise AssertionError(f"not within {timeout:.0f} s: {what}")
 
 
-def test_three_hosts_share_twelve_streams_and_take_over_from_a_killed_one(db_url, streamed, keys, video_key):
+def test_three_hosts_share_twelve_streams_and_take_over_from_a_killed_one(db_url, streamed, clips, keys,
+                                                                          video_key):
     server = Server(db_url, env={"GRIDWATCH_FLEET_LEASE_S": str(LEASE_S)}).start()
     viewer = httpx.Client(base_url=server.url, headers=auth(keys["viewer"]), timeout=10)
-    hosts = {name: _fleet(server.url, video_key, name) for name in ("fleet-a", "fleet-b", "fleet-c")}
+    hosts = {name: _fleet(server.url, video_key, name, clips) for name in ("fleet-a", "fleet-b", "fleet-c")}
     try:
         def shared_evenly():
             fleet = viewer.get("/video/fleet").json()
@@ -185,11 +264,17 @@ def test_three_hosts_share_twelve_streams_and_take_over_from_a_killed_one(db_url
         r = httpx.post(f"{server.url}/video/alerts", json=body, headers={**auth(video_key),
                                                                           "Lease-Token": str(stale[1])})
         assert r.status_code == 409 and r.headers["content-type"] == "application/problem+json"
-        assert "stale" in r.json()["detail"]
+        assert "not camera" in r.json()["detail"] and "current lease" in r.json()["detail"]
         with psycopg.connect(db_url) as conn:
             assert conn.execute("SELECT count(*) FROM alerts WHERE event_id = 'stale-1'").fetchone()[0] == 0
 
         time.sleep(6)  # alerts from the new owners too
+        # every alert a detector posted has its snapshot (stored before the alert's answer left)
+        with psycopg.connect(db_url) as conn:
+            alerts, snapped = conn.execute(
+                "SELECT count(*), count(s.alert_id) FROM alerts a LEFT JOIN snapshots s ON s.alert_id = a.id "
+                "WHERE a.camera_id LIKE 'FLEET-%%' AND a.received_at < now() - interval '2 s'").fetchone()
+        assert alerts > STREAMS and snapped == alerts
         # no event was posted twice: per camera, one lease's alerts end before the next one's begin
         for camera, by_token in _alerts_by_camera(db_url).items():
             spans = sorted((min(times), max(times)) for times in by_token.values())
@@ -250,12 +335,30 @@ def test_fleet_alerts_need_the_lease_and_the_video_role(client, keys, video_key,
     assert bad.status_code == 422 and {e["field"] for e in bad.json()["errors"]} >= {"host", "slots"}
 
 
-def test_fleet_refuses_a_key_that_is_not_a_video_key(keys, db_url):
+def test_a_fleet_host_says_what_is_wrong_and_stops(keys, db_url, video_key):
     server = Server(db_url).start()
     try:
-        done = subprocess.run([GRIDWATCH, "video", "fleet", "--server", server.url, "--key", keys["ingest"],
-                               "--name", "wrong-key"], capture_output=True, text=True, timeout=60)
-        assert done.returncode == 2, done.stderr
-        assert "video` key" in done.stderr.splitlines()[-1]
+        for server_url, key, code, words in (
+                (server.url, keys["ingest"], 2, "video` key"),
+                (server.url + "/maps", video_key, 2, "is --server the gridwatch server's address"),
+                (f"http://127.0.0.1:{free_port()}", video_key, 1, "no heartbeat got through")):
+            done = subprocess.run([GRIDWATCH, "video", "fleet", "--server", server_url, "--name", "wrong"],
+                                  env={**os.environ, "GRIDWATCH_KEY": key}, capture_output=True, text=True,
+                                  timeout=60)
+            assert done.returncode == code, done.stderr
+            last = done.stderr.strip().splitlines()[-1]
+            assert last.startswith("error:") and words in last, last
+            assert "could not give the leases back" not in done.stderr
     finally:
         server.stop()
+
+
+def test_a_host_opens_local_files_only_from_its_files_folder(tmp_path):
+    clip = tmp_path / "clip.avi"
+    assert allowed_file(f"file://{clip}", tmp_path) == clip
+    assert allowed_file("rtsp://10.0.0.9/live", None) is None
+    for url, files, words in (("file:///etc/shadow", None, "file:// streams are off"),
+                              ("file:///etc/shadow", tmp_path, "outside this host's --files"),
+                              (f"file://{tmp_path}/../../etc/shadow", tmp_path, "outside this host's --files")):
+        with pytest.raises(BadInput, match=words):
+            allowed_file(url, files)

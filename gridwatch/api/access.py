@@ -35,7 +35,7 @@ PUBLIC: Rule = frozenset()
 VIEWER, OPERATOR, DISPATCHER, ADMIN = (from_(r) for r in ROLES)
 INGEST: Rule = frozenset({"ingest"})  # a camera or detector: posts alerts and snapshots
 TEAM: Rule = frozenset({"team"})  # one team's phone
-VIDEO: Rule = frozenset({"video"})  # a video fleet host: leases, the streams it holds, their alerts
+VIDEO: Rule = frozenset({"video"})  # a video fleet host: leases (with the streams it holds), their alerts
 
 ACCESS: dict[str, Rule] = {
     # public: health, the API's description, signing in, the pages' static files
@@ -65,7 +65,7 @@ ACCESS: dict[str, Rule] = {
     "POST /cameras": ADMIN,
     "PATCH /cameras/{camera_id}": ADMIN,
     "GET /cameras/{camera_id}/video": VIEWER | INGEST | VIDEO,
-    "GET /cameras/{camera_id}/stream": ADMIN | VIDEO,
+    "GET /cameras/{camera_id}/stream": ADMIN,
     "DELETE /cameras/{camera_id}": ADMIN,
     "PUT /cameras/{camera_id}/calibration": ADMIN,
     # alerts

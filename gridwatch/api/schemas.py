@@ -315,8 +315,8 @@ class CameraProperties(Out):
     frame_size: Annotated[FrameSize | None, Field(description="the calibrated frame size")]
     zones: Zones
     privacy_masks: Masks
-    stream_url: Annotated[str | None, Field(description="the video stream, its password masked as ***; whole "
-                                                        "only from GET /cameras/{id}/stream")]
+    stream_url: Annotated[str | None, Field(description="the video stream, its secrets masked as ***; whole "
+                                                        "only to admin, from GET /cameras/{id}/stream")]
 
 
 class CameraFeature(Out):
@@ -846,7 +846,8 @@ class FleetCamera(Out):
     fps: float | None
     frames: int | None
     last_frame_at: datetime | None
-    error: str | None
+    frame_age_s: Annotated[float | None, Field(description="seconds since the last frame")]
+    error: Annotated[str | None, Field(description="the stream's last error (a password in it masked)")]
     claimed_at: datetime | None
     renewed_at: datetime | None
     expires_at: datetime | None

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import cv2
 import httpx
@@ -130,7 +131,7 @@ def detect(source: str, camera_id: str, sink, start: datetime | None = None,
             if paced and frame_no > 0:  # the clip's end: start over
                 capture, opened, frame_no = _open(source, must=False), time.monotonic(), 0
                 continue
-            log.warning("%s: the stream dropped; reopening in %.0f s", source, backoff)
+            log.warning("%s: the stream dropped; reopening in %.0f s", where(source), backoff)
             time.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_S)
             capture, opened, frame_no = _open(source, must=False), time.monotonic(), 0
@@ -156,8 +157,23 @@ def detect(source: str, camera_id: str, sink, start: datetime | None = None,
 def _open(source: str, must: bool = True) -> cv2.VideoCapture:
     capture = cv2.VideoCapture(source, cv2.CAP_FFMPEG)
     if must and not capture.isOpened():
-        raise BadInput(f"cannot open {source!r}: not a video file or stream OpenCV's FFmpeg can read")
+        raise BadInput(f"cannot open {where(source)}: not a video file or stream OpenCV's FFmpeg can read"
+                       + (", or the file does not exist" if not is_stream(source) or source.startswith("file:")
+                          else ", or it cannot be reached"))
     return capture
+
+
+def where(source: str) -> str:
+    """A source as messages and logs name it: a stream by its scheme, host and port only (its
+    user part, path and query may hold secrets), a file by its path."""
+    if not is_stream(source) or source.startswith("file:"):
+        return repr(source)
+    parts = urlsplit(source)
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"the {parts.scheme} stream at {parts.hostname or '?'}{port}"
 
 
 def _alert(camera_id: str, found: Detection, frame_size: tuple[int, int], run_id: str) -> AlertIn:

@@ -20,7 +20,8 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 REPORT_S = 2.0
 # A detector that ended because the server refused its lease token.
 LEASE_LOST = 3
+# Heartbeats that may fail before the first one gets through, before the host gives up.
+FIRST_TRIES = 3
 
 
 class LeaseLost(GridwatchError):
@@ -57,11 +60,27 @@ class LeaseSink(HttpSink):
         super().refused(r)
 
 
-def _watch(server: str, key: str, lease: dict, reports: mp.Queue, stopping: mp.Event, host_pid: int) -> None:
+def allowed_file(stream_url: str, files: Path | None) -> Path | None:
+    """The local file a file:// stream names, if this host serves files from that folder;
+    raises BadInput otherwise. None for a network stream. Without --files a host opens no
+    local file: whoever may set a camera's stream (an admin of the server) must not thereby
+    read what else lies on the fleet's machines."""
+    if not stream_url.lower().startswith("file:"):
+        return None
+    if files is None:
+        raise BadInput("file:// streams are off on this host; start it with --files DIR (the folder of the clips)")
+    path = Path(unquote(urlsplit(stream_url).path)).resolve()
+    if not path.is_relative_to(files.resolve()):
+        raise BadInput(f"{path} is outside this host's --files folder {files}")
+    return path
+
+
+def _watch(server: str, key: str, lease: dict, files: Path | None, reports: mp.Queue, stopping: mp.Event,
+           host_pid: int) -> None:
     """A detector process: one leased stream until the lease is lost, the host says stop, or
     the host is gone. Exits with LEASE_LOST when the server refused the token."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the host, which stops us in order
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _quiet_logs()
     camera_id, token = lease["camera_id"], lease["token"]
     frames, window_start, window_frames, last_frame = 0, time.monotonic(), 0, None
     error: str | None = None
@@ -74,7 +93,7 @@ def _watch(server: str, key: str, lease: dict, reports: mp.Queue, stopping: mp.E
 
     def on_frame(at: float) -> None:
         nonlocal frames, window_start, window_frames, last_frame, error
-        frames, window_frames, last_frame, error = frames + 1, window_frames + 1, at, None
+        frames, window_frames, last_frame, error = frames + 1, window_frames + 1, time.monotonic(), None
         elapsed = time.monotonic() - window_start
         if elapsed >= REPORT_S:
             report(window_frames / elapsed)
@@ -86,6 +105,7 @@ def _watch(server: str, key: str, lease: dict, reports: mp.Queue, stopping: mp.E
     sink, backoff = LeaseSink(server, key, lease), 1.0
     while not stop():
         try:
+            allowed_file(lease["stream_url"], files)
             detect(lease["stream_url"], camera_id, sink, stop=stop, on_frame=on_frame,
                    run_id=f"lease{token}-{int(time.time())}")
             backoff = 1.0
@@ -102,20 +122,27 @@ def _watch(server: str, key: str, lease: dict, reports: mp.Queue, stopping: mp.E
             backoff = min(backoff * 2, MAX_BACKOFF_S)
 
 
+def _quiet_logs() -> None:
+    """Warnings and what the fleet says; not a line per request."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
 @dataclass
 class _Detector:
     lease: dict
     process: mp.Process
     stopping: mp.Event
-    report: tuple | None = None  # the detector's last (camera, token, fps, frames, last frame, error)
+    report: tuple | None = None  # the detector's last (camera, token, fps, frames, last frame (monotonic), error)
 
 
 class Fleet:
     """One fleet host: leases from the server, a detector process per leased stream."""
 
-    def __init__(self, server: str, key: str, slots: int, name: str,
+    def __init__(self, server: str, key: str, slots: int, name: str, files: Path | None = None,
                  progress: Callable[[str], None] = lambda _m: None) -> None:
         self.server, self.key, self.slots, self.name, self.progress = server.rstrip("/"), key, slots, name, progress
+        self.files = files
         self.http = httpx.Client(base_url=self.server, headers={"Authorization": f"Bearer {key}"}, timeout=10)
         self.context = mp.get_context("spawn")
         self.reports: mp.Queue = self.context.Queue(maxsize=10_000)
@@ -128,7 +155,8 @@ class Fleet:
     def run(self, stop: Callable[[], bool]) -> None:
         """Heartbeat and keep the detectors in step with the leases until `stop()`; then stop
         them all and give the leases back."""
-        next_beat, interval, lease_s, renewed = 0.0, 5.0, 60.0, time.monotonic()
+        _quiet_logs()
+        next_beat, interval, lease_s, renewed, joined, failures = 0.0, 2.0, 60.0, time.monotonic(), False, 0
         try:
             while not stop():
                 self._drain()
@@ -140,33 +168,42 @@ class Fleet:
                     except BadInput:
                         raise  # the key or the request is wrong: no retry helps
                     except (httpx.HTTPError, GridwatchError) as exc:
+                        failures += 1
+                        if not joined and failures >= FIRST_TRIES:
+                            raise GridwatchError(f"no heartbeat got through to {self.server} in {failures} tries: "
+                                                 f"{getattr(exc, 'detail', exc)}; is the server running, and is "
+                                                 f"--server its address?") from None
                         self.progress(f"heartbeat failed: {getattr(exc, 'detail', exc)}")
                         if self.detectors and now - renewed > lease_s:
                             self.progress("no heartbeat got through for a lease's time: the leases are gone; "
                                           "stopping every detector")
                             self._keep([])
                     else:
-                        renewed, interval, lease_s = now, answer["heartbeat_s"], answer["lease_s"]
+                        renewed, interval, lease_s, joined = now, answer["heartbeat_s"], answer["lease_s"], True
                         self._keep(answer["leases"])
                     next_beat = now + interval
                 time.sleep(0.2)
         finally:
             held = [(cid, d.lease["token"]) for cid, d in self.detectors.items()]
             held += [(cid, lease["token"]) for cid, lease in self.idle.items()]
-            self._keep([])
-            self._release(held)
+            self._keep([], leaving=True)
+            if joined:
+                self._release(held)
 
     def _heartbeat(self) -> dict:
-        streams = []
+        streams, now = [], time.monotonic()
         for cid, d in self.detectors.items():
             _, token, fps, frames, last, error = d.report or (cid, d.lease["token"], None, None, None, None)
             streams.append({"camera_id": cid, "token": token, "fps": None if fps is None else round(fps, 2),
                             "frames": frames, "error": error,
-                            "last_frame_at": None if last is None else datetime.fromtimestamp(last, UTC).isoformat()})
+                            "frame_age_s": None if last is None else round(max(0.0, now - last), 2)})
         streams += [{"camera_id": cid, "token": lease["token"], "error": "the detector ended; starting it again"}
                     for cid, lease in self.idle.items()]
         r = self.http.post("/video/leases", json={"host": self.name, "slots": self.slots, "streams": streams})
-        if r.status_code in (401, 403, 422):
+        if r.status_code == 404:
+            raise BadInput(f"{self.server} answered 404 to POST /video/leases: is --server the gridwatch server's "
+                           f"address (without a path)?")
+        if r.status_code in (401, 403, 409, 422):
             detail = r.json().get("detail", r.text) if r.headers.get("content-type", "").endswith("json") else r.text
             raise BadInput(f"the server refused this host ({r.status_code}): {detail[:300]}"
                            + ("; --key must be a `video` key" if r.status_code in (401, 403) else ""))
@@ -174,7 +211,7 @@ class Fleet:
             raise GridwatchError(f"the server answered {r.status_code}: {r.text[:300]}")
         return r.json()
 
-    def _keep(self, leases: list[dict]) -> None:
+    def _keep(self, leases: list[dict], leaving: bool = False) -> None:
         """Stop the detectors whose lease is gone (or changed), start those of new leases."""
         wanted = {lease["camera_id"]: lease for lease in leases}
         self.idle = {}
@@ -182,7 +219,9 @@ class Fleet:
             lease = wanted.get(cid)
             if lease is None or (lease["token"], lease["stream_url"]) != (d.lease["token"], d.lease["stream_url"]):
                 self._stop(cid)
-                self.progress(f"{cid}: stopped (lease {d.lease['token']} {'gone' if lease is None else 'changed'})")
+                why = "the host is leaving" if leaving else f"lease {d.lease['token']} " + \
+                    ("gone" if lease is None else "changed")
+                self.progress(f"{cid}: stopped ({why})")
         for cid, lease in wanted.items():
             if cid not in self.detectors:
                 self._start(lease)
@@ -191,7 +230,8 @@ class Fleet:
     def _start(self, lease: dict) -> None:
         stopping = self.context.Event()
         process = self.context.Process(target=_watch, name=f"detector {lease['camera_id']}", daemon=True,
-                                       args=(self.server, self.key, lease, self.reports, stopping, os.getpid()))
+                                       args=(self.server, self.key, lease, self.files, self.reports, stopping,
+                                             os.getpid()))
         process.start()
         self.detectors[lease["camera_id"]] = _Detector(lease, process, stopping)
 

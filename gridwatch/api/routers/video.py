@@ -29,7 +29,8 @@ class StreamReport(Body):
     token: Token
     fps: Annotated[float, Field(ge=0, le=1000, description="frames read per second, lately")] | None = None
     frames: Annotated[int, Field(ge=0)] | None = None
-    last_frame_at: datetime | None = None
+    frame_age_s: Annotated[float, Field(ge=0, le=366 * 86400, description="seconds since the stream's last "
+                                                                           "frame, by the host's clock")] | None = None
     error: Annotated[str, Field(max_length=500, description="the stream's last error, if it is failing")] | None \
         = None
 
@@ -55,21 +56,22 @@ def _settings() -> FleetSettings:
     return FleetSettings()
 
 
-@router.post("/video/leases", response_model=schemas.Leases, responses=WRITE,
-             summary="A fleet host's heartbeat: renew its leases, report its streams, claim up to its share")
-def heartbeat(body: HeartbeatIn, conn: Conn) -> Response:
+@router.post("/video/leases", response_model=schemas.Leases,
+             summary="A fleet host's heartbeat: renew its leases, report its streams, claim up to its share",
+             responses={**WRITE, **problems(409, s409="the host name belongs to a live host of another video key")})
+def heartbeat(body: HeartbeatIn, conn: Conn, principal: SignedIn) -> Response:
     """Answers every lease the host holds afterwards; a lease it reported that is missing was
     lost (taken over after expiring, or its camera deactivated) and its detector must stop."""
     settings = _settings()
     reports = [Report(**s.model_dump()) for s in body.streams]
-    held = leases.heartbeat(conn, body.host, body.slots, reports, settings)
+    held = leases.heartbeat(conn, principal.key_id, body.host, body.slots, reports, settings)
     return json_response({"lease_s": settings.lease_s, "heartbeat_s": settings.heartbeat_s, "leases": held})
 
 
 @router.post("/video/leases/release", response_model=schemas.Released, responses=WRITE,
              summary="Give leases back at once (a fleet host stopping)")
-def release(body: ReleaseIn, conn: Conn) -> Response:
-    freed = leases.release(conn, body.host, [(lease.camera_id, lease.token) for lease in body.leases])
+def release(body: ReleaseIn, conn: Conn, principal: SignedIn) -> Response:
+    freed = leases.release(conn, principal.key_id, body.host, [(lease.camera_id, lease.token) for lease in body.leases])
     return json_response({"released": freed})
 
 
@@ -84,7 +86,7 @@ def post_alert(alert: AlertIn, conn: Conn, index: Grids, registry: Registry, pri
                ) -> Response:
     """The lease stays locked until the alert is committed, so a takeover cannot slip in
     between the check and the write."""
-    leases.fence(conn, alert.camera_id, lease_token)
+    leases.fence(conn, alert.camera_id, lease_token, principal.key_id)
     [result] = ingest(conn, [alert.posted_by(principal.key_id)], index, datetime.now(UTC), registry=registry)
     return json_response(result.as_dict(), 200 if result.repeat else 201)
 

@@ -10,11 +10,13 @@
 ALTER TABLE cameras ADD COLUMN stream_url text
     CHECK (stream_url ~* '^(rtsps?|https?|file)://[!-~]+$' AND length(stream_url) <= 2000);
 
--- The URL with the password of its user part, and query values that look like secrets, as ***.
+-- The URL with its secrets as ***: the password of its user part (or the whole user part when it
+-- has no password: it may be a token), and query values whose names look like secrets.
 CREATE FUNCTION masked_url(url text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT regexp_replace(
-        regexp_replace(url, '^([a-z][a-z0-9+.-]*://[^/@:]*):[^/]*@', '\1:***@', 'i'),
-        '([?&;][a-z_]*(password|passwd|pwd|pass|token|key|secret|auth)[a-z_]*=)[^&;#]*', '\1***', 'gi')
+    SELECT regexp_replace(regexp_replace(regexp_replace(url,
+        '^([a-z][a-z0-9+.-]*://[^/@:?#]*):[^?#]*@', '\1:***@', 'i'),
+        '^([a-z][a-z0-9+.-]*://)[^/:@?#]+@', '\1***@', 'i'),
+        '([?&;][^=&;#]*(pass|pwd|token|key|secret|auth|sig|credential)[^=&;#]*=)[^&;#]*', '\1***', 'gi')
 $$;
 
 CREATE SEQUENCE video_lease_tokens;
@@ -22,6 +24,7 @@ CREATE SEQUENCE video_lease_tokens;
 CREATE TABLE video_leases (
     camera_id     text PRIMARY KEY REFERENCES cameras (id),
     host          text,           -- NULL: free
+    key_id        bigint,         -- the video key of the host that holds it
     token         bigint,         -- the current claim's fencing token (grows with every claim)
     claimed_at    timestamptz,
     renewed_at    timestamptz,
@@ -37,6 +40,7 @@ CREATE TABLE video_leases (
 -- streams follows its slots.
 CREATE TABLE video_hosts (
     name       text PRIMARY KEY,
+    key_id     bigint NOT NULL,  -- a live host's name is its key's: another key cannot speak for it
     slots      integer NOT NULL CHECK (slots > 0),
     started_at timestamptz NOT NULL,
     seen_at    timestamptz NOT NULL

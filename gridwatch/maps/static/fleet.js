@@ -6,12 +6,23 @@
   "use strict";
   var data = gw.pageData();
   var box = document.getElementById("gw-fleet");
-  var time = gw.clock(data.timezone);
+  var time = gw.clock(data.timezone);  // the last frame's time, on hovering its age
   var STATES = {};
   data.vocab.stream_states.forEach(function (s) { STATES[s.key] = s; });
 
-  function cell(text, title) {
-    return "<td" + (title ? ' title="' + gw.esc(title) + '"' : "") + ">" + gw.esc(text) + "</td>";
+  // Direction overrides a host put in its text would turn what it says around ("evil" shown as
+  // "live"): they go, the text stays.
+  var OVERRIDES = /[\u202A-\u202E\u2066-\u2069]/g;
+
+  function cell(text, title, wide) {
+    return "<td" + (wide ? ' class="gw-wide"' : "") + (title ? ' title="' + gw.esc(title) + '"' : "") + ">" +
+      gw.esc(String(text).replace(OVERRIDES, "")) + "</td>";
+  }
+
+  // How long ago the last frame came: "4 s ago", "12 min ago".
+  function age(seconds) {
+    if (seconds == null) return "none yet";
+    return (seconds < 120 ? Math.round(seconds) + " s" : gw.span(seconds * 1000)) + " ago";
   }
 
   function show(fleet) {
@@ -25,8 +36,9 @@
       var s = STATES[c.state];
       return "<tr>" + cell(c.name + " (" + c.camera_id + ")") +
         '<td><span class="gw-swatch" style="background:' + s.colour + '"></span>' + gw.esc(s.label) + "</td>" +
-        cell(c.host || "") + cell(c.fps == null ? "" : c.fps.toFixed(1)) +
-        cell(time(c.last_frame_at), c.last_frame_at) + cell(c.error || "") + "</tr>";
+        cell(c.host || "", null, true) + cell(c.fps == null ? "" : c.fps.toFixed(1), null, true) +
+        cell(c.state === "no_detector" ? "" : age(c.frame_age_s), time(c.last_frame_at)) +
+        cell(c.error || "") + "</tr>";
     }).join("");
   }
 
