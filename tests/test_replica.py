@@ -40,10 +40,13 @@ def wait_for(check, timeout_s: float = 15.0, what: str = "the condition"):
 
 
 def scans(url: str, table: str) -> int:
-    """How often `table` has been read on the server `url` names (sequential and index scans)."""
+    """How often `table` has been read on the server `url` names (sequential and index scans),
+    its partitions' scans included (a partitioned table's are counted on its partitions)."""
     with psycopg.connect(url, autocommit=True) as conn:
-        return conn.execute("SELECT seq_scan + coalesce(idx_scan, 0) FROM pg_stat_user_tables WHERE relname = %s",
-                            [table]).fetchone()[0]
+        return conn.execute("SELECT coalesce(sum(seq_scan + coalesce(idx_scan, 0)), 0) FROM pg_stat_user_tables "
+                            "WHERE relid = %s::regclass "
+                            "OR relid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = %s::regclass)",
+                            [table, table]).fetchone()[0]
 
 
 def sessions_end(url: str) -> None:
