@@ -70,6 +70,7 @@ bench: system venv assets db
 	$(BIN)/python bench/heatmap.py
 	$(BIN)/python bench/partitions.py
 	$(BIN)/python bench/video.py
+	$(BIN)/python bench/fleet.py
 	$(BIN)/python bench/command_room.py
 	bench/ogc.sh
 	bench/soak.sh
