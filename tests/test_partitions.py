@@ -84,6 +84,17 @@ def test_a_key_posted_in_two_months_is_one_alert(client, keys, conn):
                         ).fetchone()[0] == alert_id
 
 
+def test_alerts_dated_years_back_make_no_partition_of_their_own(client, keys, conn):
+    """A camera key posting alerts dated over many past years must not make a partition for
+    each of their months: beyond 24 months back they stay in the default partition."""
+    old = [alert(event_id=f"ancient-{year}", occurred_at=f"{year}-06-15T12:00:00+00:00") for year in range(2001, 2011)]
+    assert client.post("/alerts/batch", json=old, headers=auth(keys["ingest"])).status_code == 201
+    conn.commit()
+    partitions.ensure(conn)
+    assert conn.execute("SELECT count(*) FROM alerts_default WHERE event_id LIKE 'ancient-%%'").fetchone()[0] == 10
+    assert conn.execute("SELECT count(*) FROM pg_class WHERE relname ~ '^alerts_p20(0[0-9]|10)_'").fetchone()[0] == 0
+
+
 def test_the_partitioned_tables_get_statistics_as_a_whole(client, keys, conn):
     """Autovacuum never analyzes a partitioned table as a whole; without its statistics the
     OGC extent of alerts (PostGIS's estimate) would be read from every alert."""

@@ -3,7 +3,8 @@
 Each table is range-partitioned by UTC month, with a DEFAULT partition for rows outside
 the months made so far (an alert's time is the camera's clock; a replayed history lies in
 the past). The SQL function ensure_partitions() makes this month's partition and the next
-three, and one for every month whose rows wait in a default partition, moving them there.
+three, and one for every month of the last 24 whose rows wait in a default partition, moving
+them there (older rows stay where they are: retention deletes them).
 It runs in the migration, on every `gridwatch db migrate` and hourly in the server, so the
 coming months exist long before their first row. Retention drops months whole
 (gridwatch.alerts.retention, purge_audit()).

@@ -51,18 +51,19 @@ BEGIN
 END $$;
 REVOKE ALL ON FUNCTION add_month_partition(regclass, text, timestamptz) FROM PUBLIC;
 
--- The partitions of this month and the next `months_ahead`, and of every month whose rows wait
--- in a default partition; returns how many were made. The server (gridwatch_app, which owns no
+-- The partitions of this month and the next `months_ahead`, and of every month (back to
+-- `months_back` before this one) whose rows wait in a default partition; returns how many were made. The server (gridwatch_app, which owns no
 -- table) calls it hourly, hence SECURITY DEFINER; one caller at a time.
-CREATE FUNCTION ensure_partitions(months_ahead integer DEFAULT 3) RETURNS integer
+CREATE FUNCTION ensure_partitions(months_ahead integer DEFAULT 3, months_back integer DEFAULT 24) RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp SET TimeZone = 'UTC' AS $$
 DECLARE
     t record;
     m timestamptz;
     made integer := 0;
 BEGIN
-    IF months_ahead NOT BETWEEN 0 AND 120 THEN
-        RAISE EXCEPTION 'months_ahead must be 0..120, not %', months_ahead USING ERRCODE = 'invalid_parameter_value';
+    IF months_ahead NOT BETWEEN 0 AND 120 OR months_back NOT BETWEEN 0 AND 1200 THEN
+        RAISE EXCEPTION 'months_ahead must be 0..120 and months_back 0..1200, not % and %', months_ahead, months_back
+            USING ERRCODE = 'invalid_parameter_value';
     END IF;
     PERFORM pg_advisory_xact_lock(hashtext('gridwatch.partitions'));
     FOR t IN SELECT * FROM (VALUES ('alerts'::regclass, 'occurred_at'), ('team_positions'::regclass, 'at'),
@@ -72,15 +73,20 @@ BEGIN
                                         interval '1 month') LOOP
             made := made + add_month_partition(t.parent, t.col, m)::integer;
         END LOOP;
-        FOR m IN EXECUTE format('SELECT DISTINCT date_trunc(''month'', %I) FROM %s', t.col, t.parent::text || '_default')
+        -- a month further back than months_back keeps its rows in the default partition (retention
+        -- deletes them row by row): a camera key posting alerts dated over many past years must not
+        -- make a partition for each of their months
+        FOR m IN EXECUTE format('SELECT DISTINCT date_trunc(''month'', %I) FROM %s WHERE %I >= $1', t.col,
+                                t.parent::text || '_default', t.col)
+                 USING date_trunc('month', now()) - make_interval(months => months_back)
         LOOP
             made := made + add_month_partition(t.parent, t.col, m)::integer;
         END LOOP;
     END LOOP;
     RETURN made;
 END $$;
-REVOKE ALL ON FUNCTION ensure_partitions(integer) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION ensure_partitions(integer) TO gridwatch_app;
+REVOKE ALL ON FUNCTION ensure_partitions(integer, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ensure_partitions(integer, integer) TO gridwatch_app;
 
 -- Autovacuum analyzes each partition but never a partitioned table as a whole, whose statistics
 -- the planner uses for the parent and PostGIS's ST_EstimatedExtent for the OGC extent of alerts
