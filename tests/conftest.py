@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from gridwatch.api.app import create_app  # noqa: E402
 from gridwatch.api.auth import create_key  # noqa: E402
 from gridwatch.config import DatabaseSettings  # noqa: E402
 from gridwatch.db import embedded_cluster  # noqa: E402
+from gridwatch.db.cluster import Cluster  # noqa: E402
 from gridwatch.db.migrate import migrate  # noqa: E402
 from gridwatch.demo.places import seed_cameras, seed_teams  # noqa: E402
 from gridwatch.geo.boundaries import import_boundaries  # noqa: E402
@@ -107,6 +109,29 @@ def keys(db_url: str) -> dict[str, str]:
 
 def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+def gw(home: Path, *args: str, **env) -> subprocess.CompletedProcess:
+    """The gridwatch command with `home` as GRIDWATCH_HOME and nothing else of this environment."""
+    return subprocess.run([GRIDWATCH, *args], capture_output=True, text=True, timeout=180,
+                          env={"PATH": os.environ["PATH"], "GRIDWATCH_HOME": str(home), **env})
+
+
+@pytest.fixture
+def home() -> Iterator[Path]:
+    """A throwaway embedded cluster's home, which the `postgres` account can reach (/tmp/x with
+    mode 755); its replica, if one was made, and its cluster are stopped and removed after the
+    test (the session's cluster keeps running)."""
+    path = Path(tempfile.mkdtemp(prefix="gw-home-", dir="/tmp"))
+    path.chmod(0o755)
+    yield path
+    if (path / "replica.json").exists():
+        gw(path, "db", "replica", "stop")
+    Cluster(path).stop()
+    state = Cluster(path).state()
+    if state and not Path(state.data_dir).is_relative_to(path):
+        shutil.rmtree(Path(state.data_dir).parent, ignore_errors=True)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def free_port() -> int:

@@ -3,36 +3,13 @@ crash that leaves a stale pid file, and steps aside for GRIDWATCH_DATABASE_URL."
 
 import json
 import os
-import shutil
 import signal
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import GRIDWATCH
-
-from gridwatch.db.cluster import Cluster
-
-
-def gw(home: Path, *args: str, **env) -> subprocess.CompletedProcess:
-    return subprocess.run([GRIDWATCH, *args], capture_output=True, text=True, timeout=180,
-                          env={"PATH": os.environ["PATH"], "GRIDWATCH_HOME": str(home), **env})
-
-
-@pytest.fixture
-def home():
-    """A fresh home that the `postgres` account can reach (as /tmp/x with mode 755)."""
-    path = Path(tempfile.mkdtemp(prefix="gw-home-", dir="/tmp"))
-    path.chmod(0o755)
-    yield path
-    Cluster(path).stop()
-    state = Cluster(path).state()
-    if state and not Path(state.data_dir).is_relative_to(path):
-        shutil.rmtree(Path(state.data_dir).parent, ignore_errors=True)
-    shutil.rmtree(path, ignore_errors=True)
+from conftest import gw
 
 
 def test_start_crash_with_stale_pid_restart(home):

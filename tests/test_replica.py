@@ -7,8 +7,6 @@ answering from the replica and writes refused with 503."""
 
 import json
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,10 +14,9 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from conftest import Server, auth
+from conftest import Server, auth, gw
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from test_api_contract import conforms
-from test_cluster import gw
 
 from gridwatch.api.auth import create_key
 from gridwatch.db.cluster import Cluster
@@ -182,20 +179,6 @@ def test_a_stopped_replica_sends_reads_to_the_primary(db_url, replica_url, keys)
         wait_for(lambda: httpx.get(server.url + "/health").json()["status"] == "ok", what="the replica's return")
     finally:
         server.stop()
-
-
-@pytest.fixture
-def home() -> Iterator[Path]:
-    """A throwaway embedded cluster's home (the session's cluster keeps running)."""
-    path = Path(tempfile.mkdtemp(prefix="gw-replica-", dir="/tmp"))
-    path.chmod(0o755)
-    yield path
-    gw(path, "db", "replica", "stop")
-    Cluster(path).stop()
-    state = Cluster(path).state()
-    if state and not Path(state.data_dir).is_relative_to(path):
-        shutil.rmtree(Path(state.data_dir).parent, ignore_errors=True)
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def test_with_the_primary_stopped_reads_answer_and_writes_are_503(home):
