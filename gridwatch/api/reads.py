@@ -42,6 +42,8 @@ KEEP_S = 300.0
 MAX_WRITERS = 10_000
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 COOKIE = "gridwatch_wrote"
+# Keys of machines that write but never read lists: no position is kept for them.
+MACHINE_ROLES = ("ingest", "video")
 # WAL positions as byte offsets, comparable across the primary and its replicas: how far the
 # primary has written, and how far it has inserted (a write's commit included even with
 # synchronous_commit off).
@@ -147,8 +149,8 @@ class ReadYourWrites:
     """ASGI middleware: after a write by a key is answered 2xx, and before the answer leaves,
     remember the primary's WAL position for the key (`Reads.remember_write`) and hand it to
     the client in a cookie. A refused write (4xx) changed nothing: its transaction rolled
-    back. Camera keys (`ingest`) never read maps or lists, so their alerts cost no extra
-    query."""
+    back. Camera keys (`ingest`) and video fleet hosts (`video`) never read maps or lists, so
+    their alerts and heartbeats cost no extra query."""
 
     def __init__(self, app) -> None:
         self.app = app
@@ -161,7 +163,7 @@ class ReadYourWrites:
         async def remember(message):
             if message["type"] == "http.response.start" and 200 <= message["status"] < 300:
                 principal = scope.get("state", {}).get("principal")
-                if principal is not None and principal.role != "ingest":
+                if principal is not None and principal.role not in MACHINE_ROLES:
                     lsn = await run_in_threadpool(reads.remember_write, principal.key_id)
                     if lsn is not None:
                         secure = "; Secure" if scope.get("scheme") == "https" else ""
