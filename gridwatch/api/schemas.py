@@ -840,7 +840,8 @@ class FleetHost(Out):
 class FleetCamera(Out):
     camera_id: str
     name: str
-    state: Annotated[StreamState, Field(description="running; stalled (held, but no frame for 30 s); "
+    state: Annotated[StreamState, Field(description="running; starting (just claimed); stalled (held, but no "
+                                                        "frame, or no heartbeat, for two heartbeats); "
                                                         "no_detector (no host runs it)")]
     host: str | None
     fps: float | None

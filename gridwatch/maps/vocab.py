@@ -20,8 +20,8 @@ OPEN_RAMP = [(0, "#ffffff", "none"), (1, "#fee5d9", "1"), (2, "#fcae91", "2-3"),
 TEAM_COLOURS = {"available": "#2b83ba", "busy": "#7b3294", "off_duty": "#9a9a9a"}
 UNASSIGNED_COLOUR = "#000000"
 # A camera stream of the video fleet: (state, colour, label).
-STREAM_STATES = [(StreamState.RUNNING, "#1a9850", "running"), (StreamState.STALLED, "#fc8d59", "stalled"),
-                 (StreamState.NO_DETECTOR, "#d7301f", "no detector")]
+STREAM_STATES = [(StreamState.RUNNING, "#1a9850", "running"), (StreamState.STARTING, "#4575b4", "starting"),
+                 (StreamState.STALLED, "#d4600f", "stalled"), (StreamState.NO_DETECTOR, "#d7301f", "no detector")]
 HOTSPOT_BINS = [(3, "#d7191c", "hot, 99 %"), (2, "#fc8d59", "hot, 95 %"), (1, "#fee090", "hot, 90 %"),
                 (0, "#ffffff", "not significant"), (-1, "#e0f3f8", "cold, 90 %"), (-2, "#91bfdb", "cold, 95 %"),
                 (-3, "#4575b4", "cold, 99 %")]

@@ -143,6 +143,9 @@ class Fleet:
                  progress: Callable[[str], None] = lambda _m: None) -> None:
         self.server, self.key, self.slots, self.name, self.progress = server.rstrip("/"), key, slots, name, progress
         self.files = files
+        # the detectors say what matters through our log; OpenCV's and FFmpeg's own lines go
+        os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
         self.http = httpx.Client(base_url=self.server, headers={"Authorization": f"Bearer {key}"}, timeout=10)
         self.context = mp.get_context("spawn")
         self.reports: mp.Queue = self.context.Queue(maxsize=10_000)

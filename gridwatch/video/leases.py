@@ -37,12 +37,9 @@ class StreamState(enum.StrEnum):
     """A streamed camera as the command room sees it."""
 
     RUNNING = "running"  # a host holds it and frames arrive
-    STALLED = "stalled"  # a host holds it but no frame came lately (the stream is down, or reopening)
-    NO_DETECTOR = "no_detector"  # nobody runs it: no host, or its host stopped heartbeating
-
-
-# A held stream whose last frame is older than this is stalled.
-STALLED_AFTER_S = 30.0
+    STARTING = "starting"  # claimed within the last two heartbeats, no frame reported yet
+    STALLED = "stalled"  # held, but no frame lately, or its host missed two heartbeats
+    NO_DETECTOR = "no_detector"  # nobody runs it: no host, or its host's lease ran out
 
 
 @dataclass(frozen=True)
@@ -120,7 +117,9 @@ _FENCE = "SELECT token, key_id FROM video_leases WHERE camera_id = %s FOR SHARE"
 _CAMERAS = """
 SELECT c.id, c.name, l.host, coalesce(l.expires_at > now(), false) AS held, l.claimed_at, l.renewed_at,
        l.expires_at, l.fps, l.frames, l.last_frame_at, l.error,
-       extract(epoch FROM now() - l.last_frame_at)::float8 AS frame_age_s
+       extract(epoch FROM now() - l.last_frame_at)::float8 AS frame_age_s,
+       extract(epoch FROM now() - l.renewed_at)::float8 AS silent_s,
+       extract(epoch FROM now() - l.claimed_at)::float8 AS held_s
 FROM cameras c JOIN video_leases l ON l.camera_id = c.id
 WHERE c.stream_url IS NOT NULL AND c.active ORDER BY c.id"""
 _HOSTS = """
@@ -190,12 +189,17 @@ def fleet(conn: psycopg.Connection, settings: FleetSettings) -> dict:
     """The fleet as the command room shows it: each host with its streams, and every streamed
     camera with its state (running, stalled, or no detector)."""
     cameras = []
+    # A host reports every heartbeat: two missed, or a frame older than two, and the stream is
+    # not running (a host killed without a word shows so long before its lease runs out).
+    late = 2 * settings.heartbeat_s
     for (cid, name, host, held, claimed, renewed, expires, fps, frames, last_frame, error,
-         age) in conn.execute(_CAMERAS):
+         age, silent, held_s) in conn.execute(_CAMERAS):
         if not held:  # what its last host said is no longer news
             state, host, claimed, renewed, expires, fps, frames, last_frame, error, age = \
                 StreamState.NO_DETECTOR, *[None] * 9
-        elif age is None or age > STALLED_AFTER_S:
+        elif age is None and held_s <= late:
+            state = StreamState.STARTING
+        elif age is None or age > late or silent > late:
             state = StreamState.STALLED
         else:
             state = StreamState.RUNNING

@@ -63,7 +63,7 @@ class CameraPatch(Body):
     zones: Annotated[list[ZoneIn], Field(max_length=50)] | None = None
     privacy_masks: Annotated[list[Polygon], Field(max_length=50, description="blacked out before detection "
                                                                              "and in every snapshot")] | None = None
-    stream_url: StreamUrl | Literal[""] | None = Field(None, description="the stream; \"\" removes it")
+    stream_url: StreamUrl | Literal[""] | None = Field(None, description="the stream; null or \"\" removes it")
 
 
 class GroundPoint(Body):
@@ -106,7 +106,10 @@ def create_camera(camera: CameraIn, conn: Conn, registry: Registry) -> Response:
               response_class=GeoJSONResponse, response_model=schemas.CameraFeature, responses={**NO_SUCH, **WRITE})
 def update_camera(camera_id: str, changes: CameraPatch, conn: Conn, registry: Registry) -> Response:
     """Moving or turning a calibrated camera drops its calibration."""
-    cameras.update_camera(conn, camera_id, changes.model_dump(exclude_none=True))
+    fields = changes.model_dump(exclude_none=True)
+    if "stream_url" in changes.model_fields_set:  # null removes the stream, as "" does
+        fields["stream_url"] = changes.stream_url
+    cameras.update_camera(conn, camera_id, fields)
     registry.forget_cameras()
     return Response(cameras.camera_feature(conn, camera_id), media_type=GEOJSON)
 

@@ -19,10 +19,21 @@
       gw.esc(String(text).replace(OVERRIDES, "")) + "</td>";
   }
 
-  // How long ago the last frame came: "4 s ago", "12 min ago".
-  function age(seconds) {
+  // How long ago the last frame came, as of the host's last word: "live" within a heartbeat
+  // (a host reports once a heartbeat), else "40 s ago", "12 min ago".
+  function age(seconds, heartbeat) {
     if (seconds == null) return "none yet";
+    if (seconds <= heartbeat + 2) return "live";
     return (seconds < 120 ? Math.round(seconds) + " s" : gw.span(seconds * 1000)) + " ago";
+  }
+
+  // "2 hosts, 5 of 5 slots in use": whether streams without a detector wait for a host or a slot.
+  function hosts(fleet) {
+    var live = fleet.hosts.filter(function (h) { return h.live; });
+    var slots = live.reduce(function (n, h) { return n + h.slots; }, 0);
+    var used = live.reduce(function (n, h) { return n + h.cameras.length; }, 0);
+    return live.length + (live.length === 1 ? " host" : " hosts") +
+      (live.length ? ", " + used + " of " + slots + " slots in use" : "");
   }
 
   function show(fleet) {
@@ -31,13 +42,13 @@
       var n = fleet.states[s.key] || 0;
       return '<span class="gw-fleet-state" style="color:' + (n && s.key !== "running" ? s.colour : "inherit") +
         '">' + n + " " + gw.esc(s.label) + "</span>";
-    }).join(" · ") + " · " + fleet.hosts.filter(function (h) { return h.live; }).length + " host(s)";
+    }).join(" · ") + " · " + hosts(fleet);
     document.getElementById("gw-fleet-rows").innerHTML = fleet.cameras.map(function (c) {
       var s = STATES[c.state];
       return "<tr>" + cell(c.name + " (" + c.camera_id + ")") +
         '<td><span class="gw-swatch" style="background:' + s.colour + '"></span>' + gw.esc(s.label) + "</td>" +
         cell(c.host || "", null, true) + cell(c.fps == null ? "" : c.fps.toFixed(1), null, true) +
-        cell(c.state === "no_detector" ? "" : age(c.frame_age_s), time(c.last_frame_at)) +
+        cell(c.state === "no_detector" ? "" : age(c.frame_age_s, fleet.heartbeat_s), time(c.last_frame_at)) +
         cell(c.error || "") + "</tr>";
     }).join("");
   }
