@@ -4,6 +4,7 @@ never an active incident's evidence), the audit log's partitions append-only for
 and the in-place conversion of a database holding the demo history: the same counts and the
 same answers from /alerts and /stats before and after."""
 
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -157,6 +158,86 @@ def test_retention_drops_a_month_whole_but_keeps_an_active_incidents_evidence(cl
     # a repeat of a key whose alert retention removed is a new alert
     r = post(client, keys, alert(event_id="old-active-1", camera_id="CAM-0004"))
     assert r.status_code == 201 and r.json()["alert_id"] != evidence["alert_id"]
+
+
+def _held_insert(db_url: str, like: int, event_id: str, occurred_at: datetime) -> psycopg.Connection:
+    """A connection in the middle of storing an alert (a copy of alert `like`, with its own key
+    and time, in no incident): the row is written, not yet committed."""
+    writer = psycopg.connect(db_url)
+    writer.execute("INSERT INTO alerts SELECT (jsonb_populate_record(a, jsonb_build_object("
+                   "'id', nextval('alerts_id_seq'), 'event_id', %s::text, 'occurred_at', %s::timestamptz, "
+                   "'incident_id', NULL))).* FROM alerts a WHERE a.id = %s", [event_id, occurred_at, like])
+    return writer
+
+
+def _commit_soon(writer: psycopg.Connection, job):
+    """Run `job` in a thread while `writer` still holds its row, commit that row half a second
+    later, and return what the job returned."""
+    with ThreadPoolExecutor(1) as pool:
+        done = pool.submit(job)
+        time.sleep(0.5)
+        writer.commit()
+        writer.close()
+        return done.result(timeout=30)
+
+
+def test_an_alert_stored_while_its_month_moves_out_of_the_default_partition_is_kept(client, keys, conn, db_url):
+    """Moving a month out of the default partition holds it: an alert of that month stored
+    meanwhile is moved with the others, neither lost nor in the way of the attach."""
+    month = add_months(month_start(datetime.now(UTC)), -7)
+    first = post(client, keys, alert(event_id="moving-0", occurred_at=(month + timedelta(days=2)).isoformat()))
+    assert first.status_code == 201
+    conn.commit()
+    writer = _held_insert(db_url, first.json()["alert_id"], "moving-1", month + timedelta(days=3))
+
+    def ensure() -> int:
+        with psycopg.connect(db_url) as other:
+            return partitions.ensure(other)
+
+    assert _commit_soon(writer, ensure) >= 1
+    name = f"alerts_p{month:%Y_%m}"
+    assert {r[0] for r in conn.execute("SELECT tableoid::regclass::text FROM alerts WHERE event_id LIKE "
+                                       "'moving-%%'")} == {name}
+    assert conn.execute("SELECT count(*) FROM alert_keys k JOIN alerts a ON a.id = k.alert_id "
+                        "WHERE k.event_id LIKE 'moving-%%'").fetchone()[0] == 2
+
+
+def test_an_alert_stored_while_retention_drops_its_month_leaves_no_key_behind(client, keys, conn, db_url):
+    """Retention holds a month before it deletes the month's keys and drops it: an alert of
+    that month stored meanwhile goes with it, key and all, and its key is new again."""
+    month = add_months(month_start(datetime.now(UTC)), -16)
+    first = post(client, keys, alert(event_id="dropping-0", occurred_at=(month + timedelta(days=2)).isoformat()))
+    assert first.status_code == 201
+    conn.execute("UPDATE incidents SET updated_at = last_seen WHERE id = %s", [first.json()["incident_id"]])
+    conn.commit()
+    partitions.ensure(conn)
+    writer = _held_insert(db_url, first.json()["alert_id"], "dropping-1", month + timedelta(days=3))
+
+    def retain() -> dict:
+        with psycopg.connect(db_url) as other:
+            return purge(other, datetime.now(UTC))
+
+    _commit_soon(writer, retain)
+    assert month not in months(conn, "alerts")
+    assert conn.execute("SELECT count(*) FROM alert_keys WHERE event_id LIKE 'dropping-%%'").fetchone()[0] == 0
+    again = post(client, keys, alert(event_id="dropping-1"))
+    assert again.status_code == 201, again.text
+
+
+def test_a_key_whose_alert_is_gone_takes_its_alert_anew(client, keys, conn):
+    """A key left behind by its alert (removed by hand, say) does not refuse that key for ever."""
+    first = post(client, keys, alert(event_id="orphan-1"))
+    assert first.status_code == 201
+    conn.execute("ALTER TABLE alerts DISABLE TRIGGER USER")  # as a hand-made delete that forgot the key
+    conn.execute("DELETE FROM alerts WHERE id = %s", [first.json()["alert_id"]])
+    conn.execute("ALTER TABLE alerts ENABLE TRIGGER USER")
+    conn.commit()
+    assert conn.execute("SELECT count(*) FROM alert_keys WHERE event_id = 'orphan-1'").fetchone()[0] == 1
+    for body in (alert(event_id="orphan-1"), [alert(event_id="orphan-1"), alert(event_id="orphan-2")]):
+        r = client.post("/alerts/batch" if isinstance(body, list) else "/alerts", json=body,
+                        headers=auth(keys["ingest"]))
+        assert r.status_code in (200, 201), r.text
+    assert conn.execute("SELECT count(*) FROM alerts WHERE event_id LIKE 'orphan-%%'").fetchone()[0] == 2
 
 
 def test_retention_drops_old_months_of_positions(conn):

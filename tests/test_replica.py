@@ -122,6 +122,9 @@ def test_a_writer_reads_its_write_while_the_replica_lags(db_url, replica_url, ke
                 assert r.status_code == 200 and r.json()["properties"]["status"] == "dispatched", r.text
                 assert listed(writer).get(incident) == "dispatched"
                 assert incident not in listed(other)  # the replica really is behind
+                # a cookie that is no WAL position (forged, or from elsewhere) is ignored
+                for forged in (b"\xb2", b"-1", b"99999999999999999999999", b"abc"):
+                    assert incident not in listed({**other, "Cookie": b"gridwatch_wrote=" + forged})
                 lag = httpx.get(server.url + "/health").json()["replica"]
                 assert lag["status"] == "ok" and lag["lag_bytes"] > 0 and lag["lag_s"] >= 0, lag
             finally:
@@ -191,6 +194,9 @@ def test_with_the_primary_stopped_reads_answer_and_writes_are_503(home):
                      for role in ("admin", "viewer"))
     started = gw(home, "db", "replica", "start")
     assert started.returncode == 0, started.stderr
+    # a fresh copy keeps its address: GRIDWATCH_READ_DATABASE_URL stays right
+    again = gw(home, "db", "replica", "start", "--fresh")
+    assert again.returncode == 0 and "pg_basebackup" in again.stderr and again.stdout == started.stdout
     server = Server(None, env={"GRIDWATCH_HOME": str(home), "GRIDWATCH_READ_DATABASE_URL": started.stdout.strip()})
     server.start()
     try:

@@ -64,6 +64,12 @@ FROM alert_keys k JOIN unnest(%b::text[], %b::text[]) u(source, event_id)
   ON k.source = u.source AND k.event_id = u.event_id
 JOIN alerts a ON a.id = k.alert_id AND a.occurred_at = k.occurred_at
 """
+# Removes the keys among these whose alert no longer exists.
+_ORPHAN_KEYS_SQL = """
+DELETE FROM alert_keys k USING unnest(%s::text[], %s::text[]) u(source, event_id)
+WHERE k.source = u.source AND k.event_id = u.event_id
+  AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.id = k.alert_id AND a.occurred_at = k.occurred_at)
+"""
 # Ids for the alerts and for as many incidents as they could start (unused ones are skipped).
 _IDS_SQL = ("SELECT array(SELECT nextval('alerts_id_seq') FROM generate_series(1, %s)), "
             "array(SELECT nextval('incidents_id_seq') FROM generate_series(1, %s))")
@@ -176,6 +182,10 @@ def ingest(conn: psycopg.Connection, alerts: list[AlertIn], index: GridIndex, no
             if attempt == 2:
                 raise
             look = True
+            # A key whose alert is gone (removed by hand, say) would refuse its alert for ever:
+            # it goes, and the alert is stored anew.
+            with conn.transaction():
+                conn.execute(_ORPHAN_KEYS_SQL, [[a.source for a in alerts], [a.event_id for a in alerts]])
     raise AssertionError("unreachable")
 
 

@@ -11,6 +11,7 @@ import logging
 from datetime import datetime, timedelta
 
 import psycopg
+from psycopg import sql
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -32,7 +33,7 @@ class RetentionSettings(BaseSettings):
     audit_days: int = Field(365, ge=1)
 
 
-_MONTHS_BEFORE_SQL = "SELECT lo, hi FROM month_partitions(%s::regclass) WHERE hi <= %s ORDER BY lo"
+_MONTHS_BEFORE_SQL = "SELECT part::text, lo, hi FROM month_partitions(%s::regclass) WHERE hi <= %s ORDER BY lo"
 # A month of alerts holds evidence while any of its alerts belongs to an incident with activity
 # within the retention period: then only its other alerts go, row by row, and the month later.
 _EVIDENCE_SQL = """
@@ -94,13 +95,16 @@ def _drop_months(conn: psycopg.Connection, table: str, before: datetime) -> int:
     gone = 0
     with conn.transaction():  # each month's drop is a transaction of its own, not a part of this one
         expired = conn.execute(_MONTHS_BEFORE_SQL, [table, before]).fetchall()
-    for lo, hi in expired:
+    for part, lo, hi in expired:
         month = {"lo": lo, "hi": hi, "before": before}
         try:
             with conn.transaction():
                 _background(conn)
                 # one process at a time: two that drop the same month would deadlock on its lock
                 conn.execute("SELECT pg_advisory_xact_lock(hashtext('gridwatch.retention'))")
+                # the month is ours from here: an alert of it stored meanwhile would be dropped
+                # while its key, deleted before it came, stayed behind
+                conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(sql.Identifier(part)))
                 if table == "alerts" and conn.execute(_EVIDENCE_SQL, month).fetchone()[0]:
                     continue
                 n = conn.execute(_MONTH_COUNT_SQL[table], month).fetchone()[0]

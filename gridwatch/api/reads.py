@@ -83,7 +83,7 @@ class Reads:
     def must_see(self, key_id: int | None, cookie: str | None) -> int | None:
         """The WAL position a read must see while the replica may lack it: the last write of
         the key `key_id` that this process answered, or of the client, as its cookie says."""
-        lsn = int(cookie) if cookie and cookie.isdigit() and len(cookie) < 20 else 0
+        lsn = int(cookie) if cookie and cookie.isascii() and cookie.isdigit() and len(cookie) < 20 else 0
         with self._lock:
             entry = self._written.get(key_id) if key_id is not None else None
             if entry is not None:

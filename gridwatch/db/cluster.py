@@ -308,25 +308,27 @@ class Replica(Cluster):
         if primary is None or self.primary.pid() is None:
             raise ClusterError(f"the embedded PostgreSQL in {self.home} is not running, so there is nothing to "
                                f"copy: run `gridwatch db start` first")
-        state = self.state()
+        state = previous = self.state()
         if state is not None and fresh:
             self.stop()
             state = None
         if state is None or not (Path(state.data_dir) / "PG_VERSION").exists():
-            state = self._copy(bindir, primary)
+            # a new copy keeps the port it had, so GRIDWATCH_READ_DATABASE_URL stays right
+            port = previous.port if previous is not None and _port_free(previous.port) else _free_port()
+            state = self._copy(bindir, primary, port)
         if self.pid() is None:
             self._start_server(bindir, state)
         self._wait_streaming(Path(state.data_dir) / "server.log")
         return self.url()
 
-    def _copy(self, bindir: Path, primary: ClusterState) -> ClusterState:
+    def _copy(self, bindir: Path, primary: ClusterState, port: int) -> ClusterState:
         data_dir = Path(primary.data_dir).parent / "replica"
         if data_dir.exists():
             shutil.rmtree(data_dir)
         data_dir.mkdir(parents=True, mode=0o700)
         if primary.run_user is not None:
             shutil.chown(data_dir, primary.run_user, primary.run_user)
-        state = ClusterState(data_dir=str(data_dir), port=_free_port(), password=primary.password,
+        state = ClusterState(data_dir=str(data_dir), port=port, password=primary.password,
                              run_user=primary.run_user)
         # Over TCP the password is needed, and -R writes it into the replica's primary_conninfo.
         env = {} if primary.socket_dir else {"PGPASSWORD": primary.password}

@@ -37,6 +37,10 @@ BEGIN
     EXECUTE format('CREATE TABLE %I (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)',
                    name, parent);
     IF dflt IS NOT NULL THEN
+        -- the default partition is ours until the month is attached: a row of the month stored in
+        -- it between the copy and the delete would be lost, and one after the delete would fail
+        -- the attach. Taken whole at once (a weaker lock raised later could deadlock with ingest).
+        EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', dflt);
         EXECUTE format('INSERT INTO %I SELECT * FROM %s WHERE %I >= $1 AND %I < $2', name, dflt, col, col)
             USING lo, hi;
         EXECUTE format('DELETE FROM %s WHERE %I >= $1 AND %I < $2', dflt, col, col) USING lo, hi;
@@ -51,11 +55,26 @@ BEGIN
 END $$;
 REVOKE ALL ON FUNCTION add_month_partition(regclass, text, timestamptz) FROM PUBLIC;
 
+-- add_month_partition, a month at a time: one month that cannot be made now (its default
+-- partition held by a long transaction past lock_timeout, say) is left for the next run and
+-- does not stop the others.
+CREATE FUNCTION add_month_or_warn(parent regclass, col text, month timestamptz) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN add_month_partition(parent, col, month);
+EXCEPTION WHEN lock_not_available OR deadlock_detected OR check_violation THEN
+    RAISE WARNING 'the % partition of % is left for the next run: %', to_char(month, 'YYYY-MM'), parent, SQLERRM;
+    RETURN false;
+END $$;
+REVOKE ALL ON FUNCTION add_month_or_warn(regclass, text, timestamptz) FROM PUBLIC;
+
 -- The partitions of this month and the next `months_ahead`, and of every month (back to
 -- `months_back` before this one) whose rows wait in a default partition; returns how many were made. The server (gridwatch_app, which owns no
 -- table) calls it hourly, hence SECURITY DEFINER; one caller at a time.
+-- A month's move waits up to lock_timeout for its default partition, then is left for the next run.
 CREATE FUNCTION ensure_partitions(months_ahead integer DEFAULT 3, months_back integer DEFAULT 24) RETURNS integer
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp SET TimeZone = 'UTC' AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp SET TimeZone = 'UTC' SET lock_timeout = '5s'
+AS $$
 DECLARE
     t record;
     m timestamptz;
@@ -71,7 +90,7 @@ BEGIN
         FOR m IN SELECT generate_series(date_trunc('month', now()),
                                         date_trunc('month', now()) + make_interval(months => months_ahead),
                                         interval '1 month') LOOP
-            made := made + add_month_partition(t.parent, t.col, m)::integer;
+            made := made + add_month_or_warn(t.parent, t.col, m)::integer;
         END LOOP;
         -- a month further back than months_back keeps its rows in the default partition (retention
         -- deletes them row by row): a camera key posting alerts dated over many past years must not
@@ -80,7 +99,7 @@ BEGIN
                                 t.parent::text || '_default', t.col)
                  USING date_trunc('month', now()) - make_interval(months => months_back)
         LOOP
-            made := made + add_month_partition(t.parent, t.col, m)::integer;
+            made := made + add_month_or_warn(t.parent, t.col, m)::integer;
         END LOOP;
     END LOOP;
     RETURN made;
