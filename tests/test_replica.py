@@ -232,6 +232,11 @@ def test_with_the_primary_stopped_reads_answer_and_writes_are_503(home):
     assert stopped.returncode == 0 and "stopping the read replica" in stopped.stderr
     assert json.loads(gw(home, "db", "replica", "status").stdout)["running"] is False
     assert "not running" in gw(home, "db", "replica", "stop").stderr
+    # the primary still down: the copy made before starts all the same, to serve reads
+    again = gw(home, "db", "replica", "start")
+    assert again.returncode == 0 and "streams once the primary is back" in again.stderr, again.stderr
+    assert again.stdout == started.stdout and json.loads(gw(home, "db", "replica", "status").stdout)["running"]
+    assert gw(home, "db", "replica", "start", "--fresh").returncode == 1  # a new copy needs the primary
 
 
 def test_db_replica_is_for_the_embedded_cluster_only(db_url):

@@ -302,13 +302,21 @@ class Replica(Cluster):
 
     def start(self, fresh: bool = False) -> str:
         """Copy the running primary on first use (or with `fresh`, again), start the copy if
-        stopped, wait until it streams; returns its URL."""
+        stopped, wait until it streams; returns its URL. With the primary down, a copy made
+        before is started all the same (reads go on from it; it streams once the primary is
+        back); without one there is nothing to copy."""
         bindir = pg_bindir()
         primary = self.primary.state()
-        if primary is None or self.primary.pid() is None:
-            raise ClusterError(f"the embedded PostgreSQL in {self.home} is not running, so there is nothing to "
-                               f"copy: run `gridwatch db start` first")
         state = previous = self.state()
+        if primary is None or self.primary.pid() is None:
+            if fresh or state is None or not (Path(state.data_dir) / "PG_VERSION").exists():
+                raise ClusterError(f"the embedded PostgreSQL in {self.home} is not running, so there is nothing "
+                                   f"to copy: run `gridwatch db start` first")
+            if self.pid() is None:
+                self._start_server(bindir, state)
+            self.progress("the primary is not running: the replica serves what it has, and streams once the "
+                          "primary is back")
+            return self.url()
         if state is not None and fresh:
             self.stop()
             state = None
