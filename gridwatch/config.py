@@ -20,6 +20,9 @@ class DatabaseSettings(BaseSettings):
     # A streaming replica for maps, statistics and lists (`gridwatch db replica start` makes one
     # of the embedded cluster); None: every read goes to the database above.
     read_database_url: str | None = None
+    # A replica further behind the primary than this serves no reads (they go to the primary)
+    # until it catches up: a replica that stalls must not show a world that stopped.
+    read_max_lag_s: float = Field(30.0, gt=0)
     home: Path = Path("var")
     statement_timeout_ms: int = Field(5_000, ge=100)
     pool_min: int = Field(2, ge=1)

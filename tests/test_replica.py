@@ -136,6 +136,39 @@ def test_a_writer_reads_its_write_while_the_replica_lags(db_url, replica_url, ke
         server.stop()
 
 
+def test_a_replica_further_behind_than_the_maximum_serves_no_reads(db_url, replica_url, keys):
+    """Replay paused: within GRIDWATCH_READ_MAX_LAG_S another key still reads the replica's
+    older world; past it, every read goes to the primary and /health says the replica is
+    behind, until it has caught up."""
+    writer, other = auth(keys["dispatcher"]), auth(keys["viewer"])
+    server = Server(db_url, env={"GRIDWATCH_READ_DATABASE_URL": replica_url, "GRIDWATCH_READ_MAX_LAG_S": "3"}).start()
+
+    def listed() -> set[int]:
+        r = httpx.get(server.url + "/incidents", params={"limit": 1000}, headers=other)
+        assert r.status_code == 200, r.text
+        return {f["id"] for f in r.json()["features"]}
+
+    try:
+        with psycopg.connect(replica_url, autocommit=True) as standby:
+            standby.execute("SELECT pg_wal_replay_pause()")
+            try:
+                wait_for(lambda: standby.execute("SELECT pg_get_wal_replay_pause_state()").fetchone()[0] == "paused",
+                         what="the replay's pause")
+                r = httpx.post(server.url + "/incidents", json=IN_A_GRID, headers=writer)
+                assert r.status_code == 201, r.text
+                incident = r.json()["id"]
+                assert incident not in listed()  # a moment behind: the replica still serves
+                wait_for(lambda: incident in listed(), what="reads from the primary once the replica is too far behind")
+                health = httpx.get(server.url + "/health").json()
+                assert health["status"] == "degraded" and health["replica"]["status"] == "behind", health
+            finally:
+                standby.execute("SELECT pg_wal_replay_resume()")
+        wait_for(lambda: httpx.get(server.url + "/health").json()["replica"]["status"] == "ok",
+                 what="the replica's catching up")
+    finally:
+        server.stop()
+
+
 def test_with_two_workers_the_cookie_carries_the_write_to_the_other(db_url, replica_url, keys):
     """Each worker remembers the writes it answered; the answer's cookie tells the other
     worker, so a client keeping cookies reads its write wherever its next request lands

@@ -77,6 +77,17 @@ async def _housekeeping(app: FastAPI, every_s: float) -> None:
             log.warning("housekeeping failed: %s", exc)
 
 
+async def _sample_wal(reads: Reads) -> None:
+    """The primary's WAL position every second, so reads never come from a replica further
+    behind than the set maximum (gridwatch.api.reads)."""
+    while True:
+        await asyncio.sleep(1.0)
+        try:
+            await run_in_threadpool(reads.sample)
+        except Exception:  # the primary is down: reads go on from the replica as it is
+            pass
+
+
 def create_app(db: DatabaseSettings | None = None, api: ApiSettings | None = None) -> FastAPI:
     db = db or database_settings()
     api = api or api_settings()
@@ -93,7 +104,7 @@ def create_app(db: DatabaseSettings | None = None, api: ApiSettings | None = Non
             ("; maps, statistics and lists are still read from the read replica" if replica else "") +
             "; retry shortly"))
         app.state.db_gate = asyncio.Semaphore(db.pool_max)  # requests waiting for a connection: deps.db
-        app.state.reads = Reads(app.state.pool, replica) if replica else None
+        app.state.reads = Reads(app.state.pool, replica, db.read_max_lag_s) if replica else None
         app.state.replica_gate = asyncio.Semaphore(db.pool_max)  # the same for the replica: deps.read_db
         app.state.keys = KeyStore(app.state.pool, fallback=replica)
         app.state.audit = AuditLog(app.state.pool)
@@ -108,6 +119,7 @@ def create_app(db: DatabaseSettings | None = None, api: ApiSettings | None = Non
         app.state.ingest_queue = IngestQueue(app.state.pool, app.state.grid_index, app.state.registry)
         app.state.ingest_queue.start()
         housekeeping = asyncio.create_task(_housekeeping(app, api.deadline_check_s), name="housekeeping")
+        sampling = asyncio.create_task(_sample_wal(app.state.reads), name="wal") if replica else None
         # Everything loaded so far lives as long as the process: keep the collector from
         # walking it again, which otherwise shows as 10+ ms pauses in the tail latency.
         gc.collect()
@@ -116,6 +128,8 @@ def create_app(db: DatabaseSettings | None = None, api: ApiSettings | None = Non
             yield
         finally:
             housekeeping.cancel()
+            if sampling is not None:
+                sampling.cancel()
             await app.state.ingest_queue.stop()
             await app.state.live.stop()
             changes.stop()

@@ -16,6 +16,11 @@ no cookies is protected by the worker that answered its write (clients usually k
 connection to one worker open). A forged cookie can only send its holder's reads to the
 primary.
 
+Nobody reads from a replica further behind than GRIDWATCH_READ_MAX_LAG_S (30 s): every
+second the primary's WAL position is sampled, and every read must see at least the position
+the primary had that long ago (a floor under each key's own). A stalled or paused replica thus
+sends reads to the primary until it has caught up, and /health says it is behind.
+
 An unreachable replica sends every read to the primary (logged when it goes and comes
 back). An unreachable primary leaves reads on the replica, even a writer's that the replica
 has not caught up with: slightly old data beats none; writes are refused (503).
@@ -24,6 +29,7 @@ has not caught up with: slightly old data beats none; writes are refused (503).
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -55,10 +61,15 @@ REPLAYED_LSN = "SELECT (pg_last_wal_replay_lsn() - '0/0')::bigint"
 class Reads:
     """The primary's and the replica's pools, and what each key last wrote."""
 
-    def __init__(self, primary: WatchedPool, replica: WatchedPool) -> None:
+    def __init__(self, primary: WatchedPool, replica: WatchedPool, max_lag_s: float) -> None:
         self.primary = primary
         self.replica = replica
+        self.max_lag_s = max_lag_s
         self.replayed = 0  # the furthest the replica was seen to have replayed (it only moves on)
+        # the primary's WAL positions of the last max_lag_s, oldest first (monotonic time, position),
+        # and the newest one older than that: what every read must see
+        self._positions: deque[tuple[float, int]] = deque()
+        self.floor = 0
         self._written: dict[int, tuple[int, float]] = {}  # key id → (WAL position, keep until)
         self._lock = threading.Lock()
 
@@ -80,10 +91,28 @@ class Reads:
             self._written[key_id] = (max(lsn, self._written.get(key_id, (0, 0.0))[0]), now + KEEP_S)
         return lsn
 
+    def sample(self) -> None:
+        """Note where the primary's WAL is now (every second): reads must see at least where
+        it was max_lag_s ago. Raises while the primary cannot be asked (the floor stays)."""
+        with self.primary.connection() as conn:
+            lsn = conn.execute(PRIMARY_LSN).fetchone()[0]
+        now = time.monotonic()
+        with self._lock:
+            self._positions.append((now, lsn))
+            while self._positions and self._positions[0][0] <= now - self.max_lag_s:
+                self.floor = max(self.floor, self._positions.popleft()[1])
+
+    @property
+    def behind(self) -> bool:
+        """The replica was last seen further behind than max_lag_s."""
+        return self.floor > self.replayed
+
     def must_see(self, key_id: int | None, cookie: str | None) -> int | None:
         """The WAL position a read must see while the replica may lack it: the last write of
-        the key `key_id` that this process answered, or of the client, as its cookie says."""
+        the key `key_id` that this process answered, or of the client, as its cookie says, and
+        at least where the primary was max_lag_s ago."""
         lsn = int(cookie) if cookie and cookie.isascii() and cookie.isdigit() and len(cookie) < 20 else 0
+        lsn = max(lsn, self.floor)
         with self._lock:
             entry = self._written.get(key_id) if key_id is not None else None
             if entry is not None:

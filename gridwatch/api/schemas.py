@@ -865,7 +865,9 @@ class Fleet(Out):
 # -- service --------------------------------------------------------------------------------
 
 class ReplicaHealth(Out):
-    status: Annotated[str, Field(description="ok, or unavailable: and the error's kind (reads then go to the "
+    status: Annotated[str, Field(description="ok; behind (further behind the primary than "
+                                             "GRIDWATCH_READ_MAX_LAG_S: reads go to the primary until it catches "
+                                             "up); or unavailable: and the error's kind (reads then go to the "
                                              "primary)")]
     lag_s: float = sometimes("while the replica has WAL yet to replay: how long ago the primary committed the last "
                              "transaction it has replayed; 0 when it has replayed everything (left out while the "
@@ -875,7 +877,8 @@ class ReplicaHealth(Out):
 
 class Health(Out):
     status: Annotated[Literal["ok", "degraded", "unavailable"], Field(
-        description="degraded: answering, but the primary or the read replica is down (see db and replica)")]
+        description="degraded: answering, but the primary or the read replica is down or behind (see db and "
+                    "replica)")]
     version: Annotated[str, Field(description="the gridwatch version this server runs")]
     assets: Annotated[Literal["ok", "missing"], Field(description="missing: the map pages' scripts and styles "
                                                                    "are not installed, so pages draw no map")]

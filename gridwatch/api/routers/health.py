@@ -32,7 +32,8 @@ def _probe(request: Request) -> dict:
 
 
 def _replica(reads: Reads, primary_lsn: int | None) -> dict:
-    """The replica's state. Its lag is the WAL it has yet to replay, and the age of the last
+    """The replica's state: ok, or behind (further than GRIDWATCH_READ_MAX_LAG_S: it serves no
+    reads), or unavailable. Its lag is the WAL it has yet to replay, and the age of the last
     transaction it replayed only while that is more than none: an idle primary writes no
     transactions, so that age grows while the replica lacks nothing. Unknown (left out)
     while the primary cannot be asked."""
@@ -47,7 +48,8 @@ def _replica(reads: Reads, primary_lsn: int | None) -> dict:
     if primary_lsn is None:
         return {"status": "ok"}
     lag_bytes = max(0, primary_lsn - replayed)
-    return {"status": "ok", "lag_s": round(max(age or 0.0, 0.0), 3) if lag_bytes else 0.0, "lag_bytes": lag_bytes}
+    return {"status": "behind" if reads.behind else "ok", "lag_s": round(max(age or 0.0, 0.0), 3) if lag_bytes else 0.0,
+            "lag_bytes": lag_bytes}
 
 
 @router.get("/health", summary="Service and database health (no key needed)", response_model=schemas.Health,
