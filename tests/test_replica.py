@@ -9,6 +9,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -77,6 +78,26 @@ def keys(db_url: str) -> dict[str, str]:
         return {role: create_key(conn, role, f"replica test {role}")[1] for role in ("viewer", "dispatcher")}
 
 
+@contextmanager
+def replay_paused(replica_url: str) -> Iterator[None]:
+    """The replica's replay paused for the block, resumed after it."""
+    with psycopg.connect(replica_url, autocommit=True) as standby:
+        standby.execute("SELECT pg_wal_replay_pause()")
+        try:
+            wait_for(lambda: standby.execute("SELECT pg_get_wal_replay_pause_state()").fetchone()[0] == "paused",
+                     what="the replay's pause")
+            yield
+        finally:
+            standby.execute("SELECT pg_wal_replay_resume()")
+
+
+def incidents(server: Server, headers: dict) -> dict[int, str]:
+    """The incidents a key lists, with their status."""
+    r = httpx.get(server.url + "/incidents", params={"limit": 1000}, headers=headers)
+    assert r.status_code == 200, r.text
+    return {f["id"]: f["properties"]["status"] for f in r.json()["features"]}
+
+
 def test_maps_and_statistics_read_from_the_replica(db_url, replica_url, keys):
     before = scans(db_url, "alerts"), scans(replica_url, "alerts")
     server = Server(db_url, env={"GRIDWATCH_READ_DATABASE_URL": replica_url}).start()
@@ -104,32 +125,21 @@ def test_a_writer_reads_its_write_while_the_replica_lags(db_url, replica_url, ke
     writer, other = auth(keys["dispatcher"]), auth(keys["viewer"])
     server = Server(db_url, env={"GRIDWATCH_READ_DATABASE_URL": replica_url}).start()
 
-    def listed(headers) -> dict[int, str]:
-        r = httpx.get(server.url + "/incidents", params={"limit": 1000}, headers=headers)
-        assert r.status_code == 200, r.text
-        return {f["id"]: f["properties"]["status"] for f in r.json()["features"]}
-
     try:
-        with psycopg.connect(replica_url, autocommit=True) as standby:
-            standby.execute("SELECT pg_wal_replay_pause()")
-            try:
-                wait_for(lambda: standby.execute("SELECT pg_get_wal_replay_pause_state()").fetchone()[0] == "paused",
-                         what="the replay's pause")
-                r = httpx.post(server.url + "/incidents", json=IN_A_GRID, headers=writer)
-                assert r.status_code == 201, r.text
-                incident = r.json()["id"]
-                r = httpx.post(f"{server.url}/incidents/{incident}/dispatch", json={}, headers=writer)
-                assert r.status_code == 200 and r.json()["properties"]["status"] == "dispatched", r.text
-                assert listed(writer).get(incident) == "dispatched"
-                assert incident not in listed(other)  # the replica really is behind
-                # a cookie that is no WAL position (forged, or from elsewhere) is ignored
-                for forged in (b"\xb2", b"-1", b"99999999999999999999999", b"abc"):
-                    assert incident not in listed({**other, "Cookie": b"gridwatch_wrote=" + forged})
-                lag = httpx.get(server.url + "/health").json()["replica"]
-                assert lag["status"] == "ok" and lag["lag_bytes"] > 0 and lag["lag_s"] >= 0, lag
-            finally:
-                standby.execute("SELECT pg_wal_replay_resume()")
-        wait_for(lambda: listed(other).get(incident) == "dispatched", what="the replica's catching up")
+        with replay_paused(replica_url):
+            r = httpx.post(server.url + "/incidents", json=IN_A_GRID, headers=writer)
+            assert r.status_code == 201, r.text
+            incident = r.json()["id"]
+            r = httpx.post(f"{server.url}/incidents/{incident}/dispatch", json={}, headers=writer)
+            assert r.status_code == 200 and r.json()["properties"]["status"] == "dispatched", r.text
+            assert incidents(server, writer).get(incident) == "dispatched"
+            assert incident not in incidents(server, other)  # the replica really is behind
+            # a cookie that is no WAL position (forged, or from elsewhere) is ignored
+            for forged in (b"\xb2", b"-1", b"99999999999999999999999", b"abc"):
+                assert incident not in incidents(server, {**other, "Cookie": b"gridwatch_wrote=" + forged})
+            lag = httpx.get(server.url + "/health").json()["replica"]
+            assert lag["status"] == "ok" and lag["lag_bytes"] > 0 and lag["lag_s"] >= 0, lag
+        wait_for(lambda: incidents(server, other).get(incident) == "dispatched", what="the replica's catching up")
         wait_for(lambda: httpx.get(server.url + "/health").json()["replica"]["lag_bytes"] == 0,
                  what="a lag of 0 bytes")
     finally:
@@ -143,26 +153,16 @@ def test_a_replica_further_behind_than_the_maximum_serves_no_reads(db_url, repli
     writer, other = auth(keys["dispatcher"]), auth(keys["viewer"])
     server = Server(db_url, env={"GRIDWATCH_READ_DATABASE_URL": replica_url, "GRIDWATCH_READ_MAX_LAG_S": "3"}).start()
 
-    def listed() -> set[int]:
-        r = httpx.get(server.url + "/incidents", params={"limit": 1000}, headers=other)
-        assert r.status_code == 200, r.text
-        return {f["id"] for f in r.json()["features"]}
-
     try:
-        with psycopg.connect(replica_url, autocommit=True) as standby:
-            standby.execute("SELECT pg_wal_replay_pause()")
-            try:
-                wait_for(lambda: standby.execute("SELECT pg_get_wal_replay_pause_state()").fetchone()[0] == "paused",
-                         what="the replay's pause")
-                r = httpx.post(server.url + "/incidents", json=IN_A_GRID, headers=writer)
-                assert r.status_code == 201, r.text
-                incident = r.json()["id"]
-                assert incident not in listed()  # a moment behind: the replica still serves
-                wait_for(lambda: incident in listed(), what="reads from the primary once the replica is too far behind")
-                health = httpx.get(server.url + "/health").json()
-                assert health["status"] == "degraded" and health["replica"]["status"] == "behind", health
-            finally:
-                standby.execute("SELECT pg_wal_replay_resume()")
+        with replay_paused(replica_url):
+            r = httpx.post(server.url + "/incidents", json=IN_A_GRID, headers=writer)
+            assert r.status_code == 201, r.text
+            incident = r.json()["id"]
+            assert incident not in incidents(server, other)  # a moment behind: the replica still serves
+            wait_for(lambda: incident in incidents(server, other),
+                     what="reads from the primary once the replica is too far behind")
+            health = httpx.get(server.url + "/health").json()
+            assert health["status"] == "degraded" and health["replica"]["status"] == "behind", health
         wait_for(lambda: httpx.get(server.url + "/health").json()["replica"]["status"] == "ok",
                  what="the replica's catching up")
     finally:
