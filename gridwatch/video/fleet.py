@@ -91,7 +91,7 @@ def _watch(server: str, key: str, lease: dict, files: Path | None, reports: mp.Q
         except queue.Full:
             pass
 
-    def on_frame(at: float) -> None:
+    def on_frame(_at: float) -> None:
         nonlocal frames, window_start, window_frames, last_frame, error
         frames, window_frames, last_frame, error = frames + 1, window_frames + 1, time.monotonic(), None
         elapsed = time.monotonic() - window_start
@@ -112,7 +112,7 @@ def _watch(server: str, key: str, lease: dict, files: Path | None, reports: mp.Q
         except LeaseLost as exc:
             log.warning("%s: %s", camera_id, exc.detail)
             os._exit(LEASE_LOST)
-        except (BadInput, GridwatchError, httpx.HTTPError, OSError) as exc:
+        except (GridwatchError, httpx.HTTPError, OSError) as exc:
             # the stream cannot be opened, or the server cannot be reached: say so, try again
             error = str(getattr(exc, "detail", exc))[:500]
             log.warning("%s: %s; again in %.0f s", camera_id, error, backoff)
