@@ -602,8 +602,8 @@ def video_fleet(
     server: Annotated[str, typer.Option(help="the gridwatch server, e.g. https://gridwatch.county.example")],
     key: Annotated[str, typer.Option(help="a `video` key (gridwatch keys create --role video)",
                                      envvar="GRIDWATCH_KEY")],
-    slots: Annotated[int, typer.Option(min=1, max=256, help="how many streams this host runs at most (about ten "
-                                                            "25 frames/s 720p streams per core)")] = 4,
+    slots: Annotated[int, typer.Option(min=1, max=256, help="how many streams this host runs at most (about six "
+                                                            "25 frames/s 720p streams per core: bench/fleet.py)")] = 4,
     name: Annotated[str | None, typer.Option(help="this host's name in the fleet, one per running fleet "
                                                            "process [the machine's host name]")] = None,
     files: Annotated[Path | None, typer.Option(help="the folder file:// streams may be read from (looped clips, "
